@@ -30,12 +30,12 @@ setuptools.setup(
         "tqdm>=4.60,<5",
         "scipy>=1.11,<2",
         "h5py>=3.10,<4",
+        "hdf5storage>=0.1.19,<0.3",  # writes MATLAB v7.3 files (synthetic COFW)
         "tensorboardX>=2.6,<3",
         "importlib_resources>=6",  # TFDS needs it for builders defined in a package
     ],
     extras_require={
-        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "scikit-learn>=1.4,<2",
-                 "hdf5storage>=0.1.19,<0.3"],
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "scikit-learn>=1.4,<2"],
         # Only to read PyTorch `.pth` files (converters, parity tests). Pinned exactly: an
         # unpinned torch pulls a multi-GB CUDA build.
         "torch": ["torch==2.13.0"],
