@@ -1,0 +1,174 @@
+"""The building blocks the Faceptor networks share, with PyTorch's numerics where they matter.
+
+Parameters are float32 and carry logical sharding names (`sharding` metadata, mapped to mesh axes
+by the rules in the config, see `faceptor_jax/sharding.py`). `dtype` is the matmul input dtype
+(bfloat16 on accelerators); matmuls accumulate and return float32, normalisation statistics and
+softmaxes are float32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+
+def param(value, names: tuple) -> nnx.Param:
+  """A float32 parameter annotated with logical axis names (one per dimension)."""
+  assert len(names) == np.ndim(value), (names, np.shape(value))
+  return nnx.Param(jnp.asarray(value, jnp.float32), eager_sharding=False, out_sharding=names)
+
+
+def matmul(x, w, dtype, spec: str = "...i,io->...o"):
+  """einsum in `dtype` with float32 accumulation and result."""
+  return jnp.einsum(spec, x.astype(dtype), w.astype(dtype), preferred_element_type=jnp.float32)
+
+
+def torch_linear_init(rngs: nnx.Rngs, fan_in: int, shape) -> jax.Array:
+  """PyTorch's default Linear/Conv init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform a=sqrt 5)."""
+  bound = 1.0 / math.sqrt(fan_in)
+  return jax.random.uniform(rngs.params(), shape, jnp.float32, -bound, bound)
+
+
+class Dense(nnx.Module):
+  """y = x W + b, W stored [in, out] (PyTorch's Linear weight transposed)."""
+
+  def __init__(self, din: int, dout: int, *, rngs: nnx.Rngs, use_bias: bool = True,
+               names=("embed", "mlp"), dtype=jnp.float32, kernel=None):
+    self.kernel = param(torch_linear_init(rngs, din, (din, dout)) if kernel is None else kernel,
+                        names)
+    self.bias = (param(torch_linear_init(rngs, din, (dout,)), names[1:]) if use_bias else None)
+    self.dtype = dtype
+
+  def __call__(self, x):
+    y = matmul(x, self.kernel[...], self.dtype)
+    return y if self.bias is None else y + self.bias[...]
+
+
+class LayerNorm(nnx.Module):
+  """LayerNorm over the last axis with float32 statistics (FaRL's LayerNorm; torch eps semantics)."""
+
+  def __init__(self, dim: int, eps: float = 1e-5, names=("norm",)):
+    self.scale = param(jnp.ones((dim,)), names)
+    self.bias = param(jnp.zeros((dim,)), names)
+    self.eps = eps
+
+  def __call__(self, x):
+    x = x.astype(jnp.float32)
+    mean = x.mean(-1, keepdims=True)
+    var = jnp.square(x - mean).mean(-1, keepdims=True)
+    return (x - mean) * jax.lax.rsqrt(var + self.eps) * self.scale[...] + self.bias[...]
+
+
+class BatchNorm(nnx.Module):
+  """BatchNorm over all axes but the last, with PyTorch semantics.
+
+  Training normalises with the biased batch variance and updates the running variance with the
+  unbiased one (torch does; flax's BatchNorm does not); momentum is torch's (new = (1-m) old + m
+  batch). Under jit with a batch sharded over devices, the means are global: the BN is synchronised.
+  """
+
+  def __init__(self, dim: int, eps: float = 1e-5, momentum: float = 0.1, names=("norm",)):
+    self.scale = param(jnp.ones((dim,)), names)
+    self.bias = param(jnp.zeros((dim,)), names)
+    self.mean = nnx.BatchStat(jnp.zeros((dim,), jnp.float32), eager_sharding=False,
+                              out_sharding=names)
+    self.var = nnx.BatchStat(jnp.ones((dim,), jnp.float32), eager_sharding=False,
+                             out_sharding=names)
+    self.eps, self.momentum = eps, momentum
+
+  def __call__(self, x, train: bool):
+    x = x.astype(jnp.float32)
+    if train:
+      axes = tuple(range(x.ndim - 1))
+      mean = x.mean(axes)
+      var = jnp.square(x - mean).mean(axes)
+      n = math.prod(x.shape[:-1])
+      m = self.momentum
+      self.mean[...] = (1 - m) * self.mean[...] + m * jax.lax.stop_gradient(mean)
+      self.var[...] = ((1 - m) * self.var[...]
+                       + m * jax.lax.stop_gradient(var) * (n / max(n - 1, 1)))
+    else:
+      mean, var = self.mean[...], self.var[...]
+    return (x - mean) * jax.lax.rsqrt(var + self.eps) * self.scale[...] + self.bias[...]
+
+
+class MultiHeadAttention(nnx.Module):
+  """torch.nn.MultiheadAttention with separate q/k/v projections (the packed `in_proj` split).
+
+  Kernels are stored [E, heads, head_dim] and the output kernel [heads, head_dim, E]. The query is
+  scaled by 1/sqrt(head_dim) as torch does. `fused_qkv=True` (self-attention on one input, as in the
+  ViT) keeps q, k and v in one [E, 3, heads, head_dim] kernel so they are one matmul.
+  """
+
+  def __init__(self, dim: int, heads: int, *, rngs: nnx.Rngs, dtype=jnp.float32,
+               fused_qkv: bool = False, names=("embed", "heads", "kv")):
+    hd = dim // heads
+    self.heads, self.dtype, self.fused = heads, dtype, fused_qkv
+    # torch's MHA init: xavier_uniform on the packed [3E, E] in_proj, zero biases.
+    bound = math.sqrt(6.0 / (dim + 3 * dim))
+    w = jax.random.uniform(rngs.params(), (dim, 3, heads, hd), jnp.float32, -bound, bound)
+    if fused_qkv:
+      self.qkv_kernel = param(w, (names[0], None, names[1], names[2]))
+      self.qkv_bias = param(jnp.zeros((3, heads, hd)), (None, names[1], names[2]))
+    else:
+      self.q_kernel, self.k_kernel, self.v_kernel = (param(w[:, i], names) for i in range(3))
+      self.q_bias, self.k_bias, self.v_bias = (param(jnp.zeros((heads, hd)), names[1:])
+                                               for _ in range(3))
+    # out_proj keeps torch's default Linear init.
+    self.out_kernel = param(torch_linear_init(rngs, dim, (heads, hd, dim)),
+                            (names[1], names[2], names[0]))
+    self.out_bias = param(jnp.zeros((dim,)), (names[0],))
+
+  def project_qkv(self, x):
+    """(q, k, v) [B, N, heads, head_dim] of one input (fused kernels only)."""
+    qkv = matmul(x, self.qkv_kernel[...], self.dtype, "bne,ethd->bnthd") + self.qkv_bias[...]
+    return qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+
+  def __call__(self, query, key=None, value=None, return_weights: bool = False):
+    """Attention of `query` [B, Q, E] over `key`/`value` [B, K, E]; fused: query only."""
+    if self.fused:
+      q, k, v = self.project_qkv(query)
+    else:
+      q = matmul(query, self.q_kernel[...], self.dtype, "bne,ehd->bnhd") + self.q_bias[...]
+      k = matmul(key, self.k_kernel[...], self.dtype, "bne,ehd->bnhd") + self.k_bias[...]
+      v = matmul(value, self.v_kernel[...], self.dtype, "bne,ehd->bnhd") + self.v_bias[...]
+    q = q * (1.0 / math.sqrt(q.shape[-1]))
+    logits = matmul(q, k, self.dtype, "bqhd,bkhd->bhqk")
+    weights = jax.nn.softmax(logits, axis=-1)
+    out = matmul(weights, v, self.dtype, "bhqk,bkhd->bqhd")
+    out = matmul(out, self.out_kernel[...], self.dtype, "bqhd,hde->bqe") + self.out_bias[...]
+    return (out, weights) if return_weights else out
+
+
+def drop_path(x, rate: float, key):
+  """Stochastic depth per example (timm's DropPath): zero whole residual branches, rescale the rest."""
+  if key is None or rate == 0.0:
+    return x
+  keep = 1.0 - rate
+  mask = jax.random.bernoulli(key, keep, (x.shape[0],) + (1,) * (x.ndim - 1))
+  return jnp.where(mask, x / keep, 0.0).astype(x.dtype)
+
+
+class ConvTranspose2x2(nnx.Module):
+  """ConvTranspose2d(k=2, s=2) on NHWC: non-overlapping, so out[2i+a, 2j+b] = x[i, j] W[:, :, a, b] + b.
+
+  The kernel is stored in PyTorch's layout [in, out, 2, 2] and applied as one einsum followed by a
+  depth-to-space, which avoids any kernel-flip convention.
+  """
+
+  def __init__(self, din: int, dout: int, *, rngs: nnx.Rngs, dtype=jnp.float32,
+               names=("conv_in", "conv_out")):
+    # torch's ConvTranspose2d init: fan_in is computed from weight.size(1) * k * k = dout * 4.
+    self.kernel = param(torch_linear_init(rngs, dout * 4, (din, dout, 2, 2)),
+                        (names[0], names[1], None, None))
+    self.bias = param(torch_linear_init(rngs, dout * 4, (dout,)), (names[1],))
+    self.dtype = dtype
+
+  def __call__(self, x):
+    b, h, w, _ = x.shape
+    y = matmul(x, self.kernel[...], self.dtype, "bhwi,ioyx->bhywxo")
+    return y.reshape(b, 2 * h, 2 * w, -1) + self.bias[...]

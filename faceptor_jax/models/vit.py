@@ -1,0 +1,103 @@
+"""The FaRL ViT-B/16 encoder in CLIP's layout (SPEC 1.1).
+
+Patch embedding without bias, a class token, a positional embedding stored on a fixed grid (32x32,
+for 512-px input) and resized on every call to the input's grid with PyTorch's bicubic, `ln_pre`,
+then pre-norm residual blocks (attention and a QuickGELU MLP) with drop-path rising linearly to
+`drop_path`. The call returns every block's output tokens without the class token: the heads pick
+the layers they read. `ln_post` and `proj` are CLIP's image-embedding head: Faceptor never uses them,
+but they are in every checkpoint and in the official parameter count, and `clip_embedding` uses them.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from faceptor_jax.models import layers
+from faceptor_jax.models.resize import resize
+
+
+def quick_gelu(x):
+  return x * jax.nn.sigmoid(1.702 * x)
+
+
+class Block(nnx.Module):
+  """x + DropPath(Attn(LN(x))); x + DropPath(MLP(LN(x)))."""
+
+  def __init__(self, width: int, heads: int, mlp_dim: int, *, rngs: nnx.Rngs, dtype):
+    self.ln_1 = layers.LayerNorm(width)
+    self.attn = layers.MultiHeadAttention(width, heads, rngs=rngs, dtype=dtype, fused_qkv=True)
+    self.ln_2 = layers.LayerNorm(width)
+    self.c_fc = layers.Dense(width, mlp_dim, rngs=rngs, dtype=dtype, names=("embed", "mlp"))
+    self.c_proj = layers.Dense(mlp_dim, width, rngs=rngs, dtype=dtype, names=("mlp", "embed"))
+
+  def __call__(self, x, drop_rate: float = 0.0, key=None):
+    k1, k2 = jax.random.split(key) if key is not None else (None, None)
+    x = x + layers.drop_path(self.attn(self.ln_1(x)), drop_rate, k1)
+    x = x + layers.drop_path(self.c_proj(quick_gelu(self.c_fc(self.ln_2(x)))), drop_rate, k2)
+    return x
+
+
+class VisionTransformer(nnx.Module):
+  """FaRL's visual tower. `cfg`: width, depth, heads, mlp_dim, patch, pos_grid, embed_dim,
+  drop_path, dtype."""
+
+  def __init__(self, cfg, *, rngs: nnx.Rngs):
+    w, p, dtype = cfg.width, cfg.patch, jnp.dtype(cfg.dtype)
+    self.patch, self.pos_grid, self.dtype = p, cfg.pos_grid, dtype
+    scale = w ** -0.5
+    self.conv1 = layers.param(layers.torch_linear_init(rngs, 3 * p * p, (p, p, 3, w)),
+                              (None, None, None, "embed"))
+    self.class_embedding = layers.param(scale * jax.random.normal(rngs.params(), (w,)),
+                                        ("embed",))
+    self.positional_embedding = layers.param(
+        scale * jax.random.normal(rngs.params(), (1 + cfg.pos_grid ** 2, w)), (None, "embed"))
+    self.ln_pre = layers.LayerNorm(w)
+    self.blocks = nnx.List([Block(w, cfg.heads, cfg.mlp_dim, rngs=rngs, dtype=dtype)
+                            for _ in range(cfg.depth)])
+    self.drop_rates = tuple(float(r) for r in np.linspace(0.0, cfg.drop_path, cfg.depth))
+    self.ln_post = layers.LayerNorm(w)
+    self.proj = layers.param(scale * jax.random.normal(rngs.params(), (w, cfg.embed_dim)),
+                             ("embed", None))
+
+  def positional_embedding_for(self, grid: int):
+    """[1 + grid^2, width]: the class row unchanged, the stored grid resized bicubically."""
+    pe = self.positional_embedding[...]
+    if grid == self.pos_grid:
+      return pe
+    g = pe[1:].reshape(self.pos_grid, self.pos_grid, -1)
+    g = resize(g, (grid, grid), "bicubic", axes=(0, 1))
+    return jnp.concatenate([pe[:1], g.reshape(grid * grid, -1)], axis=0)
+
+  def tokens(self, images):
+    """[B, H, W, 3] normalised images -> [B, 1 + (H/p)(W/p), width] after ln_pre."""
+    b, h, w, c = images.shape
+    p = self.patch
+    if h % p or w % p or h != w:
+      raise ValueError(f"input {h}x{w} is not a square multiple of the patch size {p}")
+    x = images.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5)
+    x = x.reshape(b, (h // p) * (w // p), p * p * c)
+    x = layers.matmul(x, self.conv1[...].reshape(p * p * c, -1), self.dtype)
+    cls = jnp.broadcast_to(self.class_embedding[...], (b, 1, x.shape[-1]))
+    x = jnp.concatenate([cls, x], axis=1) + self.positional_embedding_for(h // p)
+    return self.ln_pre(x)
+
+  def __call__(self, images, *, train: bool = False, key=None):
+    """Every block's output tokens without the class token: a list of `depth` [B, N, width]."""
+    x = self.tokens(images)
+    keys = (jax.random.split(key, len(self.blocks)) if (train and key is not None)
+            else [None] * len(self.blocks))
+    outputs = []
+    for block, rate, k in zip(self.blocks, self.drop_rates, keys):
+      x = block(x, rate if train else 0.0, k)
+      outputs.append(x[:, 1:])
+    return outputs
+
+  def clip_embedding(self, images):
+    """CLIP's image embedding (ln_post of the class token, then proj): FaRL's own image feature."""
+    x = self.tokens(images)
+    for block in self.blocks:
+      x = block(x)
+    return layers.matmul(self.ln_post(x[:, 0]), self.proj[...], self.dtype)
