@@ -113,8 +113,11 @@ class FaceDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
         features=tfds.features.FeaturesDict(self._features()))
 
   def _split_generators(self, dl_manager):
-    manual_dir = dl_manager.manual_dir
-    if manual_dir is None or not os.path.isdir(manual_dir):
+    try:
+      manual_dir = dl_manager.manual_dir
+    except AssertionError:  # TFDS's own check: absent or empty
+      manual_dir = None
+    if manual_dir is None or not os.path.isdir(manual_dir) or not os.listdir(manual_dir):
       raise MissingDataError(self.name, str(manual_dir), self.LAYOUT)
     return {split: self._generate_examples(split, reader)
             for split, reader in self._split_readers(os.fspath(manual_dir)).items()}

@@ -52,7 +52,7 @@ def prepare(name: str, manual_dir: str, data_dir: str, validate_images: bool = T
   import tensorflow_datasets as tfds  # lazy: `--dataset=list` stays fast
   from data_pipelines import builder as builder_lib
   cls = builder_class(name)
-  if not os.path.isdir(manual_dir):
+  if not os.path.isdir(manual_dir) or not os.listdir(manual_dir):
     raise builder_lib.MissingDataError(name, manual_dir, cls.LAYOUT)
   builder = cls(data_dir=data_dir, file_format="array_record",
                                 validate_images=validate_images)
