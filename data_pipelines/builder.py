@@ -75,6 +75,9 @@ class FaceDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     self.validate_images = validate_images
     self.read_counts: collections.Counter = collections.Counter()
     self.skipped: dict[str, list[Skip]] = collections.defaultdict(list)
+    # Items the protocol drops on purpose (e.g. AffectNet's Contempt in the 7-class setting):
+    # {split: Counter(reason)}, reported apart from the errors.
+    self.filtered: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 
   # --- what subclasses provide ------------------------------------------------------------
 
@@ -138,10 +141,13 @@ class FaceDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
       yield key, example
 
   def skip_report(self) -> dict:
-    """{split: {"read": n, "skipped": [[key, reason], ...]}} of the last preparation."""
+    """{split: {"read": n, "skipped": [[key, reason], ...], "filtered": {reason: n}}} of the
+    last preparation."""
+    splits = sorted(set(self.read_counts) | set(self.skipped) | set(self.filtered))
     return {split: {"read": self.read_counts[split],
-                    "skipped": [list(s) for s in self.skipped.get(split, [])]}
-            for split in sorted(set(self.read_counts) | set(self.skipped))}
+                    "skipped": [list(s) for s in self.skipped.get(split, [])],
+                    "filtered": dict(self.filtered.get(split, {}))}
+            for split in splits}
 
   def write_skip_report(self) -> str:
     """Writes skip_report() as skipped.json beside the prepared shards; returns its path."""

@@ -41,7 +41,9 @@ flags.DEFINE_bool("validate_images", True, "decode every image once and skip the
 
 
 def builder_class(name: str):
-  """The Builder class of dataset `name`, or a KeyError that lists the known names."""
+  """The Builder class of dataset `name` (`name/config` names a config), or a KeyError that
+  lists the known names."""
+  name = name.split("/")[0]
   if name not in DATASETS:
     raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
   return importlib.import_module(f"data_pipelines.{DATASETS[name]}").Builder
@@ -54,8 +56,9 @@ def prepare(name: str, manual_dir: str, data_dir: str, validate_images: bool = T
   cls = builder_class(name)
   if not os.path.isdir(manual_dir) or not os.listdir(manual_dir):
     raise builder_lib.MissingDataError(name, manual_dir, cls.LAYOUT)
-  builder = cls(data_dir=data_dir, file_format="array_record",
-                                validate_images=validate_images)
+  config = name.split("/")[1] if "/" in name else None
+  builder = cls(data_dir=data_dir, file_format="array_record", validate_images=validate_images,
+                **({"config": config} if config else {}))
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   if builder.read_counts or builder.skipped:  # empty when the dataset was already prepared
@@ -66,7 +69,11 @@ def prepare(name: str, manual_dir: str, data_dir: str, validate_images: bool = T
 def summary(name: str, report: dict) -> str:
   lines = [f"{name}: prepared"]
   for split, r in report.items():
-    lines.append(f"  {split:24s} read {r['read']:>9,}   skipped {len(r['skipped']):>6,}")
+    filtered = sum(r.get("filtered", {}).values())
+    lines.append(f"  {split:24s} read {r['read']:>9,}   skipped {len(r['skipped']):>6,}"
+                 + (f"   filtered by the protocol {filtered:,}" if filtered else ""))
+    for reason, n in sorted(r.get("filtered", {}).items()):
+      lines.append(f"      filtered {n:,}: {reason}")
     for key, reason in r["skipped"][:10]:
       lines.append(f"      skipped {key}: {reason}")
     if len(r["skipped"]) > 10:
@@ -87,7 +94,7 @@ def main(argv):
   from data_pipelines import builder as builder_lib
   try:
     report = prepare(FLAGS.dataset, FLAGS.manual_dir, FLAGS.data_dir, FLAGS.validate_images)
-  except (builder_lib.MissingDataError, KeyError) as e:
+  except (builder_lib.MissingDataError, KeyError, ValueError) as e:
     sys.exit(f"error: {e}")
   print(summary(FLAGS.dataset, report))
 
