@@ -3,8 +3,8 @@
 A state dict here is `{key: numpy array}` in PyTorch's layouts (Linear [out, in], Conv
 [out, in, kh, kw], ConvTranspose [in, out, kh, kw], MultiheadAttention's packed `in_proj`), with
 or without DDP's `module.` prefix. `faceptor_params` / `farl_encoder_params` rename and re-lay
-every tensor into a flat `{path tuple: array}` of our model; `load_into` writes it into a model and
-refuses missing, unexpected or mis-shaped entries with a list of each.
+every tensor into a flat `{path tuple: array}` of our model; `faceptor_jax.weights.assign` writes it
+into a model and refuses missing, unexpected or mis-shaped entries with a list of each.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from flax import nnx
 
 from faceptor_jax.models.resize import resize_matrix
 
@@ -221,37 +220,3 @@ def faceptor_params(state: dict, encoder_heads: int = 12, decoder_heads: int = 8
     else:
       out[path] = w
   return out, unused
-
-
-# --- writing into a model -------------------------------------------------------------------
-
-def load_into(model: nnx.Module, params: dict, *, unused=(), allow_missing=(),
-              allow_unexpected=()) -> list:
-  """Writes `{path: array}` into `model`'s variables; returns the paths left at their init.
-
-  `allow_missing` / `allow_unexpected` are regexes over the dotted path / key (e.g. stage 2's
-  `decoder.new_.*` are absent from a stage-1 checkpoint; a Base model ignores Full's extra tasks'
-  `...query_feat.parsing_lapa`). Anything else missing, unexpected or mis-shaped raises a
-  ConversionError that lists all of them.
-  """
-  flat = {tuple(p): v for p, v in nnx.to_flat_state(nnx.state(model))}
-  dotted = lambda p: ".".join(map(str, p))
-  allowed = lambda name, patterns: any(re.fullmatch(p, name) for p in patterns)
-  missing = [dotted(p) for p in flat if p not in params]
-  unexpected = [dotted(p) for p in params if p not in flat] + list(unused)
-  shapes = [f"{dotted(p)}: checkpoint {tuple(np.shape(a))} vs model {tuple(flat[p].shape)}"
-            for p, a in params.items() if p in flat and tuple(np.shape(a)) != flat[p].shape]
-  bad_missing = [m for m in missing if not allowed(m, allow_missing)]
-  bad_unexpected = [u for u in unexpected if not allowed(u, allow_unexpected)]
-  if bad_missing or bad_unexpected or shapes:
-    parts = []
-    for title, items in (("missing from the checkpoint", bad_missing),
-                         ("unexpected in the checkpoint", bad_unexpected),
-                         ("mis-shaped", shapes)):
-      if items:
-        parts.append(f"{len(items)} {title}:\n  " + "\n  ".join(items))
-    raise ConversionError("\n".join(parts))
-  for p, a in params.items():
-    if p in flat:
-      flat[p][...] = np.asarray(a, dtype=flat[p].dtype)
-  return missing
