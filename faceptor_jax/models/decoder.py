@@ -42,7 +42,7 @@ def sine_position_2d(grid_h: int, grid_w: int, dim: int = 256, temperature: floa
 
 def _fan_in_normal(rngs, shape, fan_in):
   """The official decoder's "fan_in" init of every matrix: N(0, 1/fan_in)."""
-  return jax.random.normal(rngs.params(), shape, jnp.float32) / math.sqrt(fan_in)
+  return layers.normal(rngs, shape, 1.0 / math.sqrt(fan_in))
 
 
 class DecoderAttention(nnx.Module):
@@ -79,8 +79,7 @@ def input_projection(din: int, dout: int, *, rngs: nnx.Rngs, dtype) -> layers.De
   """The 1x1 conv from the encoder width to the decoder width (Caffe2 Xavier fill, zero bias)."""
   bound = math.sqrt(3.0 / din)  # kaiming_uniform(a=1)
   proj = layers.Dense(din, dout, rngs=rngs, dtype=dtype, names=("embed", "embed_dec"),
-                      kernel=jax.random.uniform(rngs.params(), (din, dout), jnp.float32,
-                                                -bound, bound))
+                      kernel=layers.uniform(rngs, (din, dout), -bound, bound))
   proj.bias[...] = jnp.zeros((dout,))
   return proj
 
@@ -96,20 +95,20 @@ class TransformerDecoder(nnx.Module):
     self.width = d
     self.input_proj = nnx.List([input_projection(encoder_width, d, rngs=rngs, dtype=dtype)
                                 for _ in self.levels])
-    self.level_embed = layers.param(jax.random.normal(rngs.params(), (len(self.levels), d)),
+    self.level_embed = layers.param(layers.normal(rngs, (len(self.levels), d)),
                                     (None, "embed_dec"))
     if self.new_levels:
       self.new_input_proj = nnx.List([input_projection(encoder_width, d, rngs=rngs, dtype=dtype)
                                       for _ in self.new_levels])
       self.new_level_embed = layers.param(
-          jax.random.normal(rngs.params(), (len(self.new_levels), d)), (None, "embed_dec"))
+          layers.normal(rngs, (len(self.new_levels), d)), (None, "embed_dec"))
     self.adapt_pos2d = nnx.List([
         layers.Dense(d, d, rngs=rngs, dtype=dtype, names=("embed_dec", "mlp_dec")),
         layers.Dense(d, d, rngs=rngs, dtype=dtype, names=("mlp_dec", "embed_dec"))])
-    self.query_feat = nnx.Dict({t: layers.param(jax.random.normal(rngs.params(), (q, d)),
+    self.query_feat = nnx.Dict({t: layers.param(layers.normal(rngs, (q, d)),
                                                 (None, "embed_dec"))
                                 for t, q in queries.items()})
-    self.query_embed = nnx.Dict({t: layers.param(jax.random.uniform(rngs.params(), (q, d)),
+    self.query_embed = nnx.Dict({t: layers.param(layers.uniform(rngs, (q, d), 0.0, 1.0),
                                                  (None, "embed_dec"))
                                  for t, q in queries.items()})
     self.cross_attention = nnx.List([DecoderAttention(d, cfg.heads, rngs=rngs, dtype=dtype)

@@ -81,7 +81,7 @@ class CosFaceClassifier(nnx.Module):
   def __init__(self, classes: int, dim: int, *, rngs: nnx.Rngs):
     bound = dim ** -0.5
     self.weight = layers.param(
-        jax.random.uniform(rngs.params(), (classes, dim), jnp.float32, -bound, bound),
+        layers.uniform(rngs, (classes, dim), -bound, bound),
         ("classes", None))
 
   def __call__(self, embedding):

@@ -27,10 +27,33 @@ def matmul(x, w, dtype, spec: str = "...i,io->...o"):
   return jnp.einsum(spec, x.astype(dtype), w.astype(dtype), preferred_element_type=jnp.float32)
 
 
-def torch_linear_init(rngs: nnx.Rngs, fan_in: int, shape) -> jax.Array:
+# Initial values are drawn with numpy from a generator seeded by the next `params` key: eager
+# `jax.random` calls compile one XLA program per shape, which made building a model take half a
+# minute. Under tracing (nnx.eval_shape for abstract models, a jitted init) the key is abstract and
+# jax.random is used instead: those values differ from an eager init with the same seed.
+
+def _numpy_rng(key) -> np.random.Generator:
+  return np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+
+
+def uniform(rngs: nnx.Rngs, shape, low: float, high: float):
+  key = rngs.params()
+  if isinstance(key, jax.core.Tracer):
+    return jax.random.uniform(key, shape, jnp.float32, low, high)
+  return _numpy_rng(key).uniform(low, high, shape).astype(np.float32)
+
+
+def normal(rngs: nnx.Rngs, shape, std: float = 1.0):
+  key = rngs.params()
+  if isinstance(key, jax.core.Tracer):
+    return jax.random.normal(key, shape, jnp.float32) * std
+  return (_numpy_rng(key).standard_normal(shape) * std).astype(np.float32)
+
+
+def torch_linear_init(rngs: nnx.Rngs, fan_in: int, shape):
   """PyTorch's default Linear/Conv init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform a=sqrt 5)."""
   bound = 1.0 / math.sqrt(fan_in)
-  return jax.random.uniform(rngs.params(), shape, jnp.float32, -bound, bound)
+  return uniform(rngs, shape, -bound, bound)
 
 
 class Dense(nnx.Module):
@@ -110,7 +133,7 @@ class MultiHeadAttention(nnx.Module):
     self.heads, self.dtype, self.fused = heads, dtype, fused_qkv
     # torch's MHA init: xavier_uniform on the packed [3E, E] in_proj, zero biases.
     bound = math.sqrt(6.0 / (dim + 3 * dim))
-    w = jax.random.uniform(rngs.params(), (dim, 3, heads, hd), jnp.float32, -bound, bound)
+    w = uniform(rngs, (dim, 3, heads, hd), -bound, bound)
     if fused_qkv:
       self.qkv_kernel = param(w, (names[0], None, names[1], names[2]))
       self.qkv_bias = param(jnp.zeros((3, heads, hd)), (None, names[1], names[2]))

@@ -50,16 +50,16 @@ class VisionTransformer(nnx.Module):
     scale = w ** -0.5
     self.conv1 = layers.param(layers.torch_linear_init(rngs, 3 * p * p, (p, p, 3, w)),
                               (None, None, None, "embed"))
-    self.class_embedding = layers.param(scale * jax.random.normal(rngs.params(), (w,)),
+    self.class_embedding = layers.param(layers.normal(rngs, (w,), scale),
                                         ("embed",))
     self.positional_embedding = layers.param(
-        scale * jax.random.normal(rngs.params(), (1 + cfg.pos_grid ** 2, w)), (None, "embed"))
+        layers.normal(rngs, (1 + cfg.pos_grid ** 2, w), scale), (None, "embed"))
     self.ln_pre = layers.LayerNorm(w)
     self.blocks = nnx.List([Block(w, cfg.heads, cfg.mlp_dim, rngs=rngs, dtype=dtype)
                             for _ in range(cfg.depth)])
     self.drop_rates = tuple(float(r) for r in np.linspace(0.0, cfg.drop_path, cfg.depth))
     self.ln_post = layers.LayerNorm(w)
-    self.proj = layers.param(scale * jax.random.normal(rngs.params(), (w, cfg.embed_dim)),
+    self.proj = layers.param(layers.normal(rngs, (w, cfg.embed_dim), scale),
                              ("embed", None))
 
   def positional_embedding_for(self, grid: int):
