@@ -40,6 +40,7 @@ def assign(model: nnx.Module, params: dict, *, unused=(), allow_missing=(),
   (including the `unused` source keys) or mis-shaped raises a WeightsError listing all of them.
   """
   flat = flat_variables(model)
+  params = {p: _pad_classifier_rows(p, a, flat) for p, a in params.items()}
   allowed = lambda name, patterns: any(re.fullmatch(p, name) for p in patterns)
   missing = [path_name(p) for p in flat if p not in params]
   unexpected = [path_name(p) for p in params if p not in flat] + list(unused)
@@ -64,6 +65,16 @@ def assign(model: nnx.Module, params: dict, *, unused=(), allow_missing=(),
 def arrays_of(model: nnx.Module) -> dict[tuple, np.ndarray]:
   """{path tuple: numpy array} of every variable of the model."""
   return {p: np.asarray(v[...]) for p, v in flat_variables(model).items()}
+
+
+def _pad_classifier_rows(path, array, flat):
+  """A CosFace classifier with fewer rows than the model's (padded to shard evenly, see
+  heads.CosFaceClassifier) gets zero rows appended; the model masks them."""
+  if (len(path) == 3 and path[0] == "classifiers" and path in flat
+      and np.ndim(array) == 2 and array.shape[1] == flat[path].shape[1]
+      and array.shape[0] < flat[path].shape[0]):
+    return np.pad(np.asarray(array), ((0, flat[path].shape[0] - array.shape[0]), (0, 0)))
+  return array
 
 
 def save(directory: str, params: dict, meta: dict) -> None:

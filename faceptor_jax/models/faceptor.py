@@ -65,7 +65,8 @@ class Faceptor(nnx.Module):
     self.recognition = (heads.RecognitionHead(enc.width, cfg.embedding_dim, rngs=rngs, dtype=dtype)
                         if "feature_v2" in interpreters else None)
     self.classifiers = nnx.Dict({
-        t.name: heads.CosFaceClassifier(t.num_outputs, cfg.embedding_dim, rngs=rngs)
+        t.name: heads.CosFaceClassifier(t.num_outputs, cfg.embedding_dim, rngs=rngs,
+                                        row_multiple=cfg.get("classifier_multiple", 1))
         for t in specs if with_classifier and t.type.name == "recog"})
 
   def __call__(self, images: dict, *, train: bool = False, key=None,

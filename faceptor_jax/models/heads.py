@@ -76,21 +76,28 @@ class RecognitionHead(nnx.Module):
 
 
 class CosFaceClassifier(nnx.Module):
-  """The CosFace class centres [classes, dim], sharded over classes on big meshes."""
+  """The CosFace class centres [rows, dim], sharded over classes on big meshes.
 
-  def __init__(self, classes: int, dim: int, *, rngs: nnx.Rngs):
+  `rows` is `classes` rounded up to a multiple of `row_multiple` so the rows split evenly over the
+  devices (93,431 is odd); the padding rows never win: their cosines are pinned to -1e4.
+  """
+
+  def __init__(self, classes: int, dim: int, *, rngs: nnx.Rngs, row_multiple: int = 1):
+    rows = -(-classes // row_multiple) * row_multiple
     bound = dim ** -0.5
-    self.weight = layers.param(
-        layers.uniform(rngs, (classes, dim), -bound, bound),
-        ("classes", None))
+    self.classes = classes
+    self.weight = layers.param(layers.uniform(rngs, (rows, dim), -bound, bound),
+                               ("classes", None))
 
   def __call__(self, embedding):
-    """cos(embedding, centre) [B, classes] in float32 (F.normalize's eps 1e-12)."""
+    """cos(embedding, centre) [B, rows] in float32 (F.normalize's eps 1e-12)."""
     def unit(x):
       x = x.astype(jnp.float32)
       return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-    return jnp.einsum("bd,cd->bc", unit(embedding), unit(self.weight[...]),
-                      precision="highest")
+    cos = jnp.einsum("bd,cd->bc", unit(embedding), unit(self.weight[...]), precision="highest")
+    if self.weight.shape[0] == self.classes:
+      return cos
+    return jnp.where(jnp.arange(self.weight.shape[0]) < self.classes, cos, -1e4)
 
 
 def heatmap_to_points(heatmap_logits):

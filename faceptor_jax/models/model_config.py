@@ -22,6 +22,9 @@ def get(variant: str = "faceptor") -> ml_collections.ConfigDict:
       "decoder": {"width": 256, "layers": 9, "heads": 8, "ffn_dim": 2048,
                   "levels": (12,), "new_levels": ()},
       "embedding_dim": 512,   # identity embedding
+      # CosFace classifier rows are padded to a multiple of this to shard evenly (the trainer
+      # sets it to the number of devices that share the classes).
+      "classifier_multiple": 1,
       "naive": {"attr_layers": (6, 8, 10, 12), "dense_layers": (4, 6, 8, 12),
                 "attr_channels": 128, "attr_hidden": 512, "uper_channels": 512,
                 "pool_scales": (1, 2, 3, 6)},
