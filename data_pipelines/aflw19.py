@@ -28,7 +28,7 @@ import tensorflow_datasets as tfds
 from data_pipelines import builder as builder_lib
 
 NUM_LANDMARKS = 19
-TRAIN_SIZE = 20_000  # the first TRAIN_SIZE faces of the `ra` order train; read when preparing
+TRAIN_SIZE = 20_000  # the first TRAIN_SIZE faces of `ra` train (prepare option `train_size`)
 INFO_FILE = "AFLWinfo_release.mat"
 INFO_SHAPES = {"bbox": 4, "data": 2 * NUM_LANDMARKS, "mask_new": NUM_LANDMARKS}  # columns
 
@@ -60,11 +60,12 @@ class Builder(builder_lib.FaceDatasetBuilder):
     info = self._load_info(self.require(manual_dir, INFO_FILE))
     image_dir = self.require(manual_dir, "data", "flickr")
     order = info["order"]
-    if len(order) <= TRAIN_SIZE:
+    train_size = int(self.options.get("train_size", TRAIN_SIZE))
+    if len(order) <= train_size:
       raise ValueError(f"dataset 'aflw19': {INFO_FILE} holds {len(order)} faces; the official "
-                       f"split trains on the first {TRAIN_SIZE:,} of `ra` and tests on the rest")
-    test = order[TRAIN_SIZE:]
-    splits = {"train": order[:TRAIN_SIZE], "test_full": test,
+                       f"split trains on the first {train_size:,} of `ra` and tests on the rest")
+    test = order[train_size:]
+    splits = {"train": order[:train_size], "test_full": test,
               "test_frontal": test[(info["mask_new"][test] == 1).all(axis=1)]}
     return {split: (lambda faces=faces: self._read(info, image_dir, faces))
             for split, faces in splits.items() if len(faces)}  # TFDS refuses an empty split

@@ -70,9 +70,12 @@ class FaceDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
   RELEASE_NOTES = {"1.0.0": "First release."}
   LAYOUT = ""  # the folder layout expected under the manual folder (shown in errors)
 
-  def __init__(self, *args, validate_images: bool = True, **kwargs):
+  def __init__(self, *args, validate_images: bool = True, options: dict | None = None,
+               **kwargs):
     super().__init__(*args, **kwargs)
     self.validate_images = validate_images
+    # Protocol knobs a dataset documents (e.g. aflw19's `train_size`), from prepare --options.
+    self.options = dict(options or {})
     self.read_counts: collections.Counter = collections.Counter()
     self.skipped: dict[str, list[Skip]] = collections.defaultdict(list)
     # Items the protocol drops on purpose (e.g. AffectNet's Contempt in the 7-class setting):
@@ -139,6 +142,10 @@ class FaceDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
       seen.add(key)
       self.read_counts[split] += 1
       yield key, example
+    if not self.read_counts[split]:  # TFDS cannot write an empty split: say why it is empty
+      reasons = "; ".join(f"{s.key}: {s.reason}" for s in self.skipped.get(split, [])[:5])
+      raise ValueError(f"dataset {self.name!r}: no example of split {split!r} could be read"
+                       + (f" (first skips: {reasons})" if reasons else ""))
 
   def skip_report(self) -> dict:
     """{split: {"read": n, "skipped": [[key, reason], ...], "filtered": {reason: n}}} of the

@@ -38,6 +38,8 @@ flags.DEFINE_string("dataset", None, "dataset name (see --dataset=list)")
 flags.DEFINE_string("manual_dir", None, "folder holding the raw dataset as distributed")
 flags.DEFINE_string("data_dir", None, "output folder of the prepared datasets")
 flags.DEFINE_bool("validate_images", True, "decode every image once and skip the corrupt ones")
+flags.DEFINE_list("options", [], "protocol options a dataset documents, key=value (e.g. "
+                  "aflw19's train_size=20000)")
 
 
 def builder_class(name: str):
@@ -49,7 +51,8 @@ def builder_class(name: str):
   return importlib.import_module(f"data_pipelines.{DATASETS[name]}").Builder
 
 
-def prepare(name: str, manual_dir: str, data_dir: str, validate_images: bool = True) -> dict:
+def prepare(name: str, manual_dir: str, data_dir: str, validate_images: bool = True,
+            options: dict | None = None) -> dict:
   """Builds dataset `name`; returns its skip report {split: {read, skipped}}."""
   import tensorflow_datasets as tfds  # lazy: `--dataset=list` stays fast
   from data_pipelines import builder as builder_lib
@@ -58,7 +61,7 @@ def prepare(name: str, manual_dir: str, data_dir: str, validate_images: bool = T
     raise builder_lib.MissingDataError(name, manual_dir, cls.LAYOUT)
   config = name.split("/")[1] if "/" in name else None
   builder = cls(data_dir=data_dir, file_format="array_record", validate_images=validate_images,
-                **({"config": config} if config else {}))
+                options=options, **({"config": config} if config else {}))
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   if builder.read_counts or builder.skipped:  # empty when the dataset was already prepared
@@ -93,7 +96,9 @@ def main(argv):
       sys.exit(f"--{flag} is required")
   from data_pipelines import builder as builder_lib
   try:
-    report = prepare(FLAGS.dataset, FLAGS.manual_dir, FLAGS.data_dir, FLAGS.validate_images)
+    options = dict(o.split("=", 1) for o in FLAGS.options)
+    report = prepare(FLAGS.dataset, FLAGS.manual_dir, FLAGS.data_dir, FLAGS.validate_images,
+                     options)
   except (builder_lib.MissingDataError, KeyError, ValueError) as e:
     sys.exit(f"error: {e}")
   print(summary(FLAGS.dataset, report))

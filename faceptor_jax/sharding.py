@@ -70,23 +70,21 @@ def spec_for(path: str, shape, logical, rules, overrides, mesh: Mesh) -> P:
   return P(*out)
 
 
-def state_shardings(state: nnx.State, mesh: Mesh, sharding_cfg) -> nnx.State:
-  """A NamedSharding for every variable of `state` (same tree structure)."""
+def state_shardings(state, mesh: Mesh, sharding_cfg):
+  """A NamedSharding for every array of `state`, in the same tree structure (nnx Variables keep
+  their wrappers, so the result serves as jit in/out shardings and as a restore target). Arrays
+  outside Variables (step counters) are replicated."""
   rules = tuple(tuple(r) for r in sharding_cfg.get("rules", DEFAULT_RULES))
   overrides = tuple(tuple(o) for o in sharding_cfg.get("overrides", ()))
-
-  def one(path, leaf):
-    names = None
-    if isinstance(leaf, nnx.Variable):
-      names = leaf.get_metadata().get("out_sharding")
-      shape = leaf.shape
-    else:
-      shape = np.shape(leaf)
+  is_var = lambda x: isinstance(x, nnx.Variable)
+  specs = []
+  for path, leaf in jax.tree_util.tree_flatten_with_path(state, is_leaf=is_var)[0]:
+    names = leaf.get_metadata().get("out_sharding") if is_var(leaf) else None
+    shape = leaf.shape if is_var(leaf) else np.shape(leaf)
     name = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-    return NamedSharding(mesh, spec_for(name, shape, names, rules, overrides, mesh))
-
-  return jax.tree_util.tree_map_with_path(one, state,
-                                          is_leaf=lambda x: isinstance(x, nnx.Variable))
+    specs.append(NamedSharding(mesh, spec_for(name, shape, names, rules, overrides, mesh)))
+  treedef = jax.tree_util.tree_structure(state)
+  return jax.tree_util.tree_unflatten(treedef, specs)
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

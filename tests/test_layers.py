@@ -38,14 +38,14 @@ def test_attention_matches_torch_multihead_attention(fused):
   ours = layers.MultiHeadAttention(16, 4, rngs=nnx.Rngs(0), fused_qkv=fused)
   sd = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
   if fused:
-    path, w = official._block_param("attn.in_proj_weight", sd["in_proj_weight"], 4)
+    path, w = official.block_param("attn.in_proj_weight", sd["in_proj_weight"], 4)
     ours.qkv_kernel[...] = w
     ours.qkv_bias[...] = sd["in_proj_bias"].reshape(3, 4, 4)
   else:
     for c, w, b in zip("qkv", np.split(sd["in_proj_weight"], 3), np.split(sd["in_proj_bias"], 3)):
-      getattr(ours, f"{c}_kernel")[...] = official._heads_in(w, 4)
+      getattr(ours, f"{c}_kernel")[...] = official.heads_in(w, 4)
       getattr(ours, f"{c}_bias")[...] = b.reshape(4, 4)
-  ours.out_kernel[...] = official._heads_out(sd["out_proj.weight"], 4)
+  ours.out_kernel[...] = official.heads_out(sd["out_proj.weight"], 4)
   ours.out_bias[...] = sd["out_proj.bias"]
   tq, tkv = (torch.from_numpy(a).transpose(0, 1) for a in (q, kv))
   y_ref, w_ref = ref(tq, tkv, tkv, average_attn_weights=False)

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 
-import ml_collections
 import pytest
 from jax.sharding import PartitionSpec as P
 
@@ -27,7 +26,7 @@ SCRIPT = textwrap.dedent("""
     state = nnx.state(model)
     shard = sharding.state_shardings(state, mesh, ml_collections.ConfigDict(
         {"rules": sharding.DEFAULT_RULES, "overrides": [(r"decoder/query_feat/.*", (None, "fsdp"))]}))
-    flat = {"/".join(map(str, p)): s.spec for p, s in nnx.to_flat_state(shard)}
+    flat = {"/".join(map(str, p)): s.get_value().spec for p, s in nnx.to_flat_state(shard)}
     assert flat["classifiers/recog_ms1mv3/weight"] == P(("data", "fsdp"), None), flat
     assert flat["encoder/blocks/0/c_fc/kernel"] == P("fsdp", None)
     assert flat["encoder/blocks/0/attn/qkv_kernel"] == P("fsdp", None, None, None)

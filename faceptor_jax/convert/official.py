@@ -24,16 +24,16 @@ def strip_prefix(state: dict, prefix: str = "module.") -> dict:
   return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
 
 
-def _linear(w):
+def linear(w):
   return np.ascontiguousarray(w.T)
 
 
-def _heads_in(w, heads):
+def heads_in(w, heads):
   """[out = heads*hd, in] -> [in, heads, hd] (a projection into heads)."""
   return np.ascontiguousarray(w.T.reshape(w.shape[1], heads, -1))
 
 
-def _heads_out(w, heads):
+def heads_out(w, heads):
   """[out, in = heads*hd] -> [heads, hd, out] (the output projection out of heads)."""
   return np.ascontiguousarray(w.T.reshape(heads, -1, w.shape[0]))
 
@@ -57,7 +57,7 @@ def encoder_params(visual: dict, heads: int, pos_grid: int | None = None,
   for key, w in visual.items():
     m = re.fullmatch(r"transformer\.resblocks\.(\d+)\.(.+)", key)
     if m:
-      path, w = _block_param(m.group(2), w, heads)
+      path, w = block_param(m.group(2), w, heads)
       if path is None:
         unused.append(key)
         continue
@@ -70,18 +70,18 @@ def encoder_params(visual: dict, heads: int, pos_grid: int | None = None,
     elif key in ("class_embedding", "proj"):
       out[prefix + (key,)] = w
     elif (m := re.fullmatch(r"(ln_pre|ln_post)\.(weight|bias)", key)):
-      out[prefix + (m.group(1), _norm_name(m.group(2)))] = w
+      out[prefix + (m.group(1), norm_name(m.group(2)))] = w
     else:
       unused.append(key)
   return out, unused
 
 
-def _norm_name(torch_name: str) -> str:
+def norm_name(torch_name: str) -> str:
   return {"weight": "scale", "bias": "bias", "running_mean": "mean", "running_var": "var"}[
       torch_name]
 
 
-def _block_param(name: str, w, heads: int):
+def block_param(name: str, w, heads: int):
   if name == "attn.in_proj_weight":  # [3E, E] -> [E, 3, heads, hd]
     e = w.shape[1]
     return ("attn", "qkv_kernel"), np.ascontiguousarray(
@@ -89,14 +89,14 @@ def _block_param(name: str, w, heads: int):
   if name == "attn.in_proj_bias":
     return ("attn", "qkv_bias"), w.reshape(3, heads, -1)
   if name == "attn.out_proj.weight":
-    return ("attn", "out_kernel"), _heads_out(w, heads)
+    return ("attn", "out_kernel"), heads_out(w, heads)
   if name == "attn.out_proj.bias":
     return ("attn", "out_bias"), w
   if (m := re.fullmatch(r"(ln_1|ln_2)\.(weight|bias)", name)):
-    return (m.group(1), _norm_name(m.group(2))), w
+    return (m.group(1), norm_name(m.group(2))), w
   if (m := re.fullmatch(r"mlp\.(c_fc|c_proj)\.(weight|bias)", name)):
     return (m.group(1), "kernel" if m.group(2) == "weight" else "bias"), (
-        _linear(w) if m.group(2) == "weight" else w)
+        linear(w) if m.group(2) == "weight" else w)
   return None, None
 
 
@@ -126,28 +126,28 @@ def _decoder_param(name: str, w, heads: int):
   if name in ("level_embed.weight", "new_level_embed.weight"):
     return (name.split(".")[0],), w
   if (m := re.fullmatch(r"(input_proj|new_input_proj)\.(\d+)\.(weight|bias)", name)):
-    arr = _linear(w[:, :, 0, 0]) if m.group(3) == "weight" else w
+    arr = linear(w[:, :, 0, 0]) if m.group(3) == "weight" else w
     return (m.group(1), int(m.group(2)), "kernel" if m.group(3) == "weight" else "bias"), arr
   if (m := re.fullmatch(r"adapt_pos2d\.(0|2)\.(weight|bias)", name)):
     return (("adapt_pos2d", int(m.group(1)) // 2,
              "kernel" if m.group(2) == "weight" else "bias"),
-            _linear(w) if m.group(2) == "weight" else w)
+            linear(w) if m.group(2) == "weight" else w)
   if (m := re.fullmatch(r"(transformer_\w+_attention_layers)\.(\d+)\.(\w+)\.(.+)", name)):
     ours, attn_name = _DECODER_ATTN[m.group(1)]
     i, sub, leaf = int(m.group(2)), m.group(3), m.group(4)
     base = (ours, i)
     if sub == "norm" and leaf in ("weight", "bias"):
-      return base + ("norm", _norm_name(leaf)), w
+      return base + ("norm", norm_name(leaf)), w
     if sub != attn_name:
       return None, None
     if leaf == "in_proj_weight":
-      return base + ("attn",), {f"{c}_kernel": _heads_in(p, heads)
+      return base + ("attn",), {f"{c}_kernel": heads_in(p, heads)
                                 for c, p in zip("qkv", np.split(w, 3))}
     if leaf == "in_proj_bias":
       return base + ("attn",), {f"{c}_bias": p.reshape(heads, -1)
                                 for c, p in zip("qkv", np.split(w, 3))}
     if leaf == "out_proj.weight":
-      return base + ("attn", "out_kernel"), _heads_out(w, heads)
+      return base + ("attn", "out_kernel"), heads_out(w, heads)
     if leaf == "out_proj.bias":
       return base + ("attn", "out_bias"), w
     return None, None
@@ -155,32 +155,32 @@ def _decoder_param(name: str, w, heads: int):
                         name)):
     i, sub, leaf = int(m.group(1)), m.group(2), m.group(3)
     if sub == "norm":
-      return ("ffn", i, "norm", _norm_name(leaf)), w
+      return ("ffn", i, "norm", norm_name(leaf)), w
     return ("ffn", i, sub, "kernel" if leaf == "weight" else "bias"), (
-        _linear(w) if leaf == "weight" else w)
+        linear(w) if leaf == "weight" else w)
   return None, None
 
 
-def _interpreter_param(name: str, w):
+def interpreter_param(name: str, w):
   """One `heads_module.interpreters.*` key -> (our path, array) or (None, None)."""
   if (m := re.fullmatch(r"feature_v2\.norm\.(weight|bias)", name)):
-    return ("recognition", "norm", _norm_name(m.group(1))), w
+    return ("recognition", "norm", norm_name(m.group(1))), w
   if (m := re.fullmatch(r"feature_v2\.head\.(0|2)\.weight", name)):
-    return ("recognition", "fc1" if m.group(1) == "0" else "fc2", "kernel"), _linear(w)
+    return ("recognition", "fc1" if m.group(1) == "0" else "fc2", "kernel"), linear(w)
   if (m := re.fullmatch(r"feature_v2\.head\.(1|3)\.(weight|bias|running_mean|running_var)",
                         name)):
-    return ("recognition", "bn1" if m.group(1) == "1" else "bn2", _norm_name(m.group(2))), w
+    return ("recognition", "bn1" if m.group(1) == "1" else "bn2", norm_name(m.group(2))), w
   if (m := re.fullmatch(r"value\.fc\.(weight|bias)", name)):
     return ("value", "fc", "kernel" if m.group(1) == "weight" else "bias"), (
-        _linear(w) if m.group(1) == "weight" else w)
+        linear(w) if m.group(1) == "weight" else w)
   if (m := re.fullmatch(r"map_v2\.mask_map\.(0|3)\.(weight|bias)", name)):
     return ("map", "up1" if m.group(1) == "0" else "up2",
             "kernel" if m.group(2) == "weight" else "bias"), w
   if (m := re.fullmatch(r"map_v2\.mask_map\.1\.(weight|bias)", name)):
-    return ("map", "norm", _norm_name(m.group(1))), w
+    return ("map", "norm", norm_name(m.group(1))), w
   if (m := re.fullmatch(r"map_v2\.mask_embed\.layers\.(\d)\.(weight|bias)", name)):
     return ("map", "mask_embed", int(m.group(1)), "kernel" if m.group(2) == "weight" else "bias"), (
-        _linear(w) if m.group(2) == "weight" else w)
+        linear(w) if m.group(2) == "weight" else w)
   return None, None
 
 
@@ -210,7 +210,7 @@ def faceptor_params(state: dict, encoder_heads: int = 12, decoder_heads: int = 8
         if target in state and not np.array_equal(state[target], w):
           raise ConversionError(f"{key} differs from its alias {target}")
         continue
-      path, w = _interpreter_param(name, w)
+      path, w = interpreter_param(name, w)
     elif (m := re.fullmatch(r"losses_module\.losses\.(recog_\w+)\.classifier", key)):
       path = ("classifiers", m.group(1), "weight")
     if path is None:

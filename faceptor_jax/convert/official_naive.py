@@ -27,13 +27,13 @@ _ADAPTERS = {"0.0": "up4_first", "0.1": "up4_norm", "0.3": "up4_second", "1": "u
 
 
 def _conv(w):
-  """Conv2d [out, in, kh, kw] -> [kh, kw, in, out]."""
+  """A Conv2d weight [out, in, kh, kw] -> [kh, kw, in, out]."""
   return np.ascontiguousarray(w.transpose(2, 3, 1, 0))
 
 
 def _dense(leaf: str, w):
   """A Linear's `weight` / `bias` -> (our leaf, array)."""
-  return ("kernel", official._linear(w)) if leaf == "weight" else ("bias", w)
+  return ("kernel", official.linear(w)) if leaf == "weight" else ("bias", w)
 
 
 def _attribute_param(name: str, w):
@@ -44,7 +44,7 @@ def _attribute_param(name: str, w):
     leaf, w = _dense(m.group(2), w)
     return ("channel_attention", "fc1" if m.group(1) == "1" else "fc2", leaf), w
   if (m := re.fullmatch(r"norm\.(weight|bias|running_mean|running_var)", name)):
-    return ("norm", official._norm_name(m.group(1))), w
+    return ("norm", official.norm_name(m.group(1))), w
   if (m := re.fullmatch(r"feature\.(0|3)\.(weight|bias)", name)):
     leaf, w = _dense(m.group(2), w)
     return ("feature", 0 if m.group(1) == "0" else 1, leaf), w
@@ -59,7 +59,7 @@ def _conv_module(name: str, w):
   if name == "conv.weight":
     return ("conv", "kernel"), _conv(w)
   if (m := re.fullmatch(r"bn\.(weight|bias|running_mean|running_var)", name)):
-    return ("bn", official._norm_name(m.group(1))), w
+    return ("bn", official.norm_name(m.group(1))), w
   return None, None
 
 
@@ -69,7 +69,7 @@ def _dense_param(name: str, w):
     # ConvTranspose2x2 keeps PyTorch's [in, out, 2, 2] layout.
     return ("adapters", _ADAPTERS[m.group(1)], "kernel" if m.group(2) == "weight" else "bias"), w
   if (m := re.fullmatch(r"fpns\.0\.1\.(weight|bias|running_mean|running_var)", name)):
-    return ("adapters", "up4_norm", official._norm_name(m.group(1))), w
+    return ("adapters", "up4_norm", official.norm_name(m.group(1))), w
   if (m := re.fullmatch(r"head\.conv_seg\.(weight|bias)", name)):
     return ("head", "conv_seg", "kernel" if m.group(1) == "weight" else "bias"), (
         _conv(w) if m.group(1) == "weight" else w)
@@ -88,7 +88,7 @@ def _head_param(kind: str, name: str, w):
   """One key under `heads_module.heads.<kind>.` -> (our path under `heads/<kind>`, array)."""
   interpreter = tasks.TYPES[kind].interpreter if kind in tasks.TYPES else None
   if interpreter == "feature_v2":
-    path, w = official._interpreter_param("feature_v2." + name, w)
+    path, w = official.interpreter_param("feature_v2." + name, w)
     return (path[1:], w) if path else (None, None)  # drop Faceptor's 'recognition'
   if interpreter == "value":
     return _attribute_param(name, w)

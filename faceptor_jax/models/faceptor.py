@@ -52,9 +52,8 @@ class Faceptor(nnx.Module):
     self.task_names = tuple(task_names)
     specs = [tasks.get(t) for t in self.task_names]
     dtype = jnp.dtype(cfg.dtype)
-    enc = cfg.encoder.copy_and_resolve_references()
-    enc.dtype = cfg.dtype
-    self.encoder = VisionTransformer(enc, rngs=rngs)
+    enc = cfg.encoder
+    self.encoder = VisionTransformer(enc, rngs=rngs, dtype=cfg.dtype)
     queries = {t.name: t.num_queries for t in specs if t.type.uses_decoder}
     d = cfg.decoder.width
     self.decoder = (decoder_lib.TransformerDecoder(cfg.decoder, queries, enc.width, rngs=rngs,
@@ -65,8 +64,9 @@ class Faceptor(nnx.Module):
     self.recognition = (heads.RecognitionHead(enc.width, cfg.embedding_dim, rngs=rngs, dtype=dtype)
                         if "feature_v2" in interpreters else None)
     self.classifiers = nnx.Dict({
-        t.name: heads.CosFaceClassifier(t.num_outputs, cfg.embedding_dim, rngs=rngs,
-                                        row_multiple=cfg.get("classifier_multiple", 1))
+        t.name: heads.CosFaceClassifier(
+            cfg.get("identities") or t.num_outputs, cfg.embedding_dim, rngs=rngs,
+            row_multiple=cfg.get("classifier_multiple", 1))
         for t in specs if with_classifier and t.type.name == "recog"})
 
   def __call__(self, images: dict, *, train: bool = False, key=None,

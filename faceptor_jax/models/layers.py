@@ -8,6 +8,7 @@ softmaxes are float32.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -23,8 +24,40 @@ def param(value, names: tuple) -> nnx.Param:
 
 
 def matmul(x, w, dtype, spec: str = "...i,io->...o"):
-  """einsum in `dtype` with float32 accumulation and result."""
+  """einsum in `dtype` with float32 accumulation and result.
+
+  In reduced precision the backward matmuls run in `dtype` too (JAX's own transpose would mix the
+  float32 cotangent with the bf16 operand and fall back to float32 matmuls); the saved operands
+  are the `dtype` copies, half the memory.
+  """
+  if jnp.dtype(dtype) == jnp.float32:
+    return jnp.einsum(spec, x, w, preferred_element_type=jnp.float32)
+  return _low_precision_matmul(x, w, jnp.dtype(dtype).name, spec)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _low_precision_matmul(x, w, dtype, spec):
   return jnp.einsum(spec, x.astype(dtype), w.astype(dtype), preferred_element_type=jnp.float32)
+
+
+def _low_precision_matmul_fwd(x, w, dtype, spec):
+  xl, wl = x.astype(dtype), w.astype(dtype)
+  out = jnp.einsum(spec, xl, wl, preferred_element_type=jnp.float32)
+  # Zero-size arrays carry the operands' dtypes (residuals must be arrays).
+  return out, (xl, wl, jnp.zeros((0,), x.dtype), jnp.zeros((0,), w.dtype))
+
+
+def _low_precision_matmul_bwd(dtype, spec, saved, g):
+  xl, wl, x_dtype, w_dtype = saved
+  inputs, out = spec.replace(" ", "").split("->")
+  a, b = inputs.split(",")
+  g = g.astype(dtype)
+  dx = jnp.einsum(f"{out},{b}->{a}", g, wl, preferred_element_type=jnp.float32)
+  dw = jnp.einsum(f"{a},{out}->{b}", xl, g, preferred_element_type=jnp.float32)
+  return dx.astype(x_dtype.dtype), dw.astype(w_dtype.dtype)
+
+
+_low_precision_matmul.defvjp(_low_precision_matmul_fwd, _low_precision_matmul_bwd)
 
 
 # Initial values are drawn with numpy from a generator seeded by the next `params` key: eager
@@ -147,29 +180,36 @@ class MultiHeadAttention(nnx.Module):
     self.out_bias = param(jnp.zeros((dim,)), (names[0],))
 
   def project_qkv(self, x):
-    """(q, k, v) [B, N, heads, head_dim] of one input (fused kernels only)."""
-    qkv = matmul(x, self.qkv_kernel[...], self.dtype, "bne,ethd->bnthd") + self.qkv_bias[...]
-    return qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    """(q, k, v) [B, heads, N, head_dim] of one input (fused kernels only)."""
+    qkv = matmul(x, self.qkv_kernel[...], self.dtype, "bne,ethd->tbhnd")
+    qkv = qkv + self.qkv_bias[...][:, None, :, None, :]
+    return qkv[0], qkv[1], qkv[2]
 
   def __call__(self, query, key=None, value=None, return_weights: bool = False):
-    """Attention of `query` [B, Q, E] over `key`/`value` [B, K, E]; fused: query only."""
+    """Attention of `query` [B, Q, E] over `key`/`value` [B, K, E]; fused: query only.
+
+    Heads are kept in [B, heads, N, head_dim] so that every dot product has its batch axes
+    leading (no transposes around the attention matmuls).
+    """
     if self.fused:
       q, k, v = self.project_qkv(query)
     else:
-      q = matmul(query, self.q_kernel[...], self.dtype, "bne,ehd->bnhd") + self.q_bias[...]
-      k = matmul(key, self.k_kernel[...], self.dtype, "bne,ehd->bnhd") + self.k_bias[...]
-      v = matmul(value, self.v_kernel[...], self.dtype, "bne,ehd->bnhd") + self.v_bias[...]
+      proj = lambda x, w, b: matmul(x, w[...], self.dtype, "bne,ehd->bhnd") + b[...][:, None, :]
+      q = proj(query, self.q_kernel, self.q_bias)
+      k = proj(key, self.k_kernel, self.k_bias)
+      v = proj(value, self.v_kernel, self.v_bias)
     q = q * (1.0 / math.sqrt(q.shape[-1]))
-    logits = matmul(q, k, self.dtype, "bqhd,bkhd->bhqk")
+    logits = matmul(q, k, self.dtype, "bhqd,bhkd->bhqk")
     weights = jax.nn.softmax(logits, axis=-1)
-    out = matmul(weights, v, self.dtype, "bhqk,bkhd->bqhd")
-    out = matmul(out, self.out_kernel[...], self.dtype, "bqhd,hde->bqe") + self.out_bias[...]
+    out = matmul(weights, v, self.dtype, "bhqk,bhkd->bhqd")
+    out = matmul(out, self.out_kernel[...], self.dtype, "bhqd,hde->bqe") + self.out_bias[...]
     return (out, weights) if return_weights else out
 
 
-def drop_path(x, rate: float, key):
-  """Stochastic depth per example (timm's DropPath): zero whole residual branches, rescale the rest."""
-  if key is None or rate == 0.0:
+def drop_path(x, rate, key):
+  """Stochastic depth per example (timm's DropPath): zero whole residual branches, rescale the
+  rest. `rate` may be traced (one per scanned layer); no key means no dropping."""
+  if key is None or (isinstance(rate, float) and rate == 0.0):
     return x
   keep = 1.0 - rate
   mask = jax.random.bernoulli(key, keep, (x.shape[0],) + (1,) * (x.ndim - 1))
@@ -195,3 +235,36 @@ class ConvTranspose2x2(nnx.Module):
     b, h, w, _ = x.shape
     y = matmul(x, self.kernel[...], self.dtype, "bhwi,ioyx->bhywxo")
     return y.reshape(b, 2 * h, 2 * w, -1) + self.bias[...]
+
+
+class Conv2d(nnx.Module):
+  """PyTorch's Conv2d, stride 1, padding (k - 1) / 2, on NHWC; kernel stored [kh, kw, in, out].
+
+  `init`: 'torch' (PyTorch's default, U(+-1/sqrt(fan_in))) or 'msra' (mmcv's ConvModule init,
+  kaiming normal over fan_out for ReLU).
+  """
+
+  def __init__(self, din: int, dout: int, kernel_size: int, *, rngs: nnx.Rngs, dtype,
+               use_bias: bool = False, init: str = "torch", names=("conv_in", "conv_out")):
+    k = kernel_size
+    shape = (k, k, din, dout)
+    if init == "msra":
+      kernel = normal(rngs, shape, math.sqrt(2.0 / (dout * k * k)))
+    else:
+      kernel = torch_linear_init(rngs, din * k * k, shape)
+    self.kernel = param(kernel, (None, None) + tuple(names))
+    self.bias = (param(torch_linear_init(rngs, din * k * k, (dout,)), names[1:])
+                 if use_bias else None)
+    self.dtype = dtype
+
+  def __call__(self, x):
+    k = self.kernel.shape[0]
+    if k == 1:  # a 1x1 convolution is a matmul over channels
+      y = matmul(x, self.kernel[...][0, 0], self.dtype)
+    else:
+      pad = (k - 1) // 2
+      y = jax.lax.conv_general_dilated(
+          x.astype(self.dtype), self.kernel[...].astype(self.dtype), (1, 1),
+          ((pad, pad), (pad, pad)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+          preferred_element_type=jnp.float32)
+    return y if self.bias is None else y + self.bias[...]

@@ -25,6 +25,8 @@ def get(variant: str = "faceptor") -> ml_collections.ConfigDict:
       # CosFace classifier rows are padded to a multiple of this to shard evenly (the trainer
       # sets it to the number of devices that share the classes).
       "classifier_multiple": 1,
+      # Identities of the CosFace classifier; 0 = the task table's (93,431 for MS1MV3).
+      "identities": 0,
       "naive": {"attr_layers": (6, 8, 10, 12), "dense_layers": (4, 6, 8, 12),
                 "attr_channels": 128, "attr_hidden": 512, "uper_channels": 512,
                 "pool_scales": (1, 2, 3, 6)},

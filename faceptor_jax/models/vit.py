@@ -33,7 +33,7 @@ class Block(nnx.Module):
     self.c_fc = layers.Dense(width, mlp_dim, rngs=rngs, dtype=dtype, names=("embed", "mlp"))
     self.c_proj = layers.Dense(mlp_dim, width, rngs=rngs, dtype=dtype, names=("mlp", "embed"))
 
-  def __call__(self, x, drop_rate: float = 0.0, key=None):
+  def __call__(self, x, drop_rate=0.0, key=None):
     k1, k2 = jax.random.split(key) if key is not None else (None, None)
     x = x + layers.drop_path(self.attn(self.ln_1(x)), drop_rate, k1)
     x = x + layers.drop_path(self.c_proj(quick_gelu(self.c_fc(self.ln_2(x)))), drop_rate, k2)
@@ -42,10 +42,10 @@ class Block(nnx.Module):
 
 class VisionTransformer(nnx.Module):
   """FaRL's visual tower. `cfg`: width, depth, heads, mlp_dim, patch, pos_grid, embed_dim,
-  drop_path, dtype."""
+  drop_path (and optionally scan_unroll); `dtype`: the matmul dtype."""
 
-  def __init__(self, cfg, *, rngs: nnx.Rngs):
-    w, p, dtype = cfg.width, cfg.patch, jnp.dtype(cfg.dtype)
+  def __init__(self, cfg, *, rngs: nnx.Rngs, dtype="float32"):
+    w, p, dtype = cfg.width, cfg.patch, jnp.dtype(dtype)
     self.patch, self.pos_grid, self.dtype = p, cfg.pos_grid, dtype
     scale = w ** -0.5
     self.conv1 = layers.param(layers.torch_linear_init(rngs, 3 * p * p, (p, p, 3, w)),
@@ -58,6 +58,9 @@ class VisionTransformer(nnx.Module):
     self.blocks = nnx.List([Block(w, cfg.heads, cfg.mlp_dim, rngs=rngs, dtype=dtype)
                             for _ in range(cfg.depth)])
     self.drop_rates = tuple(float(r) for r in np.linspace(0.0, cfg.drop_path, cfg.depth))
+    # lax.scan's `unroll` (True unrolls every block: used to count FLOPs, which XLA's cost
+    # analysis counts once per loop body).
+    self.unroll = cfg.get("scan_unroll", 1)
     self.ln_post = layers.LayerNorm(w)
     self.proj = layers.param(layers.normal(rngs, (w, cfg.embed_dim), scale),
                              ("embed", None))
@@ -86,13 +89,29 @@ class VisionTransformer(nnx.Module):
 
   def __call__(self, images, *, train: bool = False, key=None):
     """Every block's output tokens without the class token: a list of `depth` [B, N, width]."""
-    x = self.tokens(images)
-    keys = (jax.random.split(key, len(self.blocks)) if (train and key is not None)
-            else [None] * len(self.blocks))
-    outputs = []
-    for block, rate, k in zip(self.blocks, self.drop_rates, keys):
-      x = block(x, rate if train else 0.0, k)
-      outputs.append(x[:, 1:])
+    outputs = self.run_blocks(self.tokens(images), train=train, key=key)
+    return [outputs[i] for i in range(outputs.shape[0])]
+
+  def run_blocks(self, x, *, train: bool = False, key=None):
+    """[depth, B, N - 1, width]: the blocks as one `lax.scan` over their stacked parameters.
+
+    Scanning (rather than unrolling 12 blocks) compiles several times faster, and on the CPU the
+    update runs ~20% faster: XLA keeps one block's working set at a time. The parameters stay
+    stored per block (checkpoint layout, sharding); stacking them costs one copy per call.
+    """
+    graphdef = nnx.graphdef(self.blocks[0])
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *[nnx.state(b) for b in self.blocks])
+    depth = len(self.blocks)
+    dropping = train and key is not None
+    rates = jnp.asarray(self.drop_rates if dropping else (0.0,) * depth, jnp.float32)
+    keys = jax.random.split(key, depth) if dropping else jnp.zeros((depth,), jnp.uint32)
+
+    def body(x, layer):
+      state, rate, k = layer
+      x = nnx.merge(graphdef, state)(x, rate, k if dropping else None)
+      return x, x[:, 1:]
+
+    _, outputs = jax.lax.scan(body, x, (stacked, rates, keys), unroll=self.unroll)
     return outputs
 
   def clip_embedding(self, images):
