@@ -77,7 +77,8 @@ def make(batch_sizes: dict, task_weight: dict, *, variant: str = "faceptor",
   config.init_from = ""         # a weights folder (python -m faceptor_jax.convert)
   config.init_allow_missing = ()    # regexes of parameters the weights may lack
   config.init_allow_unexpected = ()  # regexes of weights the model may lack
-  config.synthetic = {"enabled": False, "num_per_split": 0, "seed": 0}
+  # Render and prepare synthetic stand-ins of absent datasets (the demo; demo_data.py).
+  config.synthetic = {"enabled": False, "seed": 0, "counts": {}}
   config.model = model_config.get(variant)
   config.tasks = {t: task_entry(t, n) for t, n in batch_sizes.items()}
   config.task_weight = dict(task_weight)

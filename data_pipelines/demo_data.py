@@ -2,7 +2,8 @@
 
 `ensure(config, data_dir)` makes sure every dataset the config trains or evaluates on is prepared
 under `data_dir`: a dataset that is absent is rendered by `synthetic.py` into
-`<data_dir>/raw/<dataset>` and prepared by its real builder. A prepared one is left alone, so a
+`<data_dir>/raw/<dataset>` and prepared by its real builder; `config.synthetic.counts` overrides
+`COUNTS` per dataset. A prepared one is left alone, so a
 second run starts training at once.
 """
 
@@ -50,7 +51,8 @@ def ensure(config, data_dir: str) -> None:
   for name in datasets_of(config):
     if is_prepared(name, data_dir):
       continue
-    counts = COUNTS.get(name)
+    override = config.synthetic.get("counts", {}).get(name)
+    counts = dict(override) if override else COUNTS.get(name)
     if counts is None:
       raise KeyError(f"the demo has no synthetic counts for dataset {name!r}")
     log.info("synthetic %s: rendering %s", name, counts)
@@ -65,6 +67,7 @@ def ensure(config, data_dir: str) -> None:
              name, {s: r["read"] for s, r in report.items()}, skipped)
 
 
-def identities(config) -> int:
+def identities(counts=None) -> int:
   """Identities of the synthetic MS1MV3 (the demo's CosFace classifier size)."""
-  return -(-COUNTS["ms1mv3"]["train"] // IMAGES_PER_IDENTITY)
+  ms1mv3 = (counts or {}).get("ms1mv3") or COUNTS["ms1mv3"]
+  return -(-ms1mv3["train"] // IMAGES_PER_IDENTITY)

@@ -239,8 +239,10 @@ class AlignTransform:
 
   def __init__(self, task_name: str, train: bool, image_size: int,
                scale_mu: float | None = None, flip: bool = False, shift_range: float = 0.05,
-               rotation_range: float = 0.174, scale_range: float = 0.1):
+               rotation_range: float = 0.174, scale_range: float = 0.1,
+               photometric: bool = True):
     self.task_name, self.train, self.size = task_name, train, image_size
+    self.photometric = photometric  # occlusion, noise, gray, gamma, blur (official: on)
     self.num_points = tasks.get(task_name).num_outputs
     self.scale_mu = ALIGN_SCALE_MU[task_name] if scale_mu is None else scale_mu
     self.flip = flip
@@ -276,10 +278,12 @@ class AlignTransform:
     if self.flip and rng.random() < 0.5:
       crop = np.ascontiguousarray(crop[:, ::-1])
       crop_points = landmark_flip.flip_landmarks(crop_points, self.size)
-    crop = photometric.random_occlusion(crop, rng)
-    if rng.random() < 0.5:
-      crop = photometric.noise_fusion(crop, rng)
-    return {"image": _photometric_tail(crop, rng), "landmarks": crop_points.astype(np.float32)}
+    if self.photometric:
+      crop = photometric.random_occlusion(crop, rng)
+      if rng.random() < 0.5:
+        crop = photometric.noise_fusion(crop, rng)
+      crop = _photometric_tail(crop, rng)
+    return {"image": crop, "landmarks": crop_points.astype(np.float32)}
 
 
 def _crop_meta(to_crop: np.ndarray, warp_factor: float, size: int) -> dict:
@@ -294,8 +298,10 @@ class ParsingTransform:
 
   def __init__(self, task_name: str, train: bool, image_size: int,
                warp_factor: float | None = None, shift_range: float = 0.01,
-               rotation_sigma: float = 0.314, scale_sigma: float = 0.1):
+               rotation_sigma: float = 0.314, scale_sigma: float = 0.1,
+               photometric: bool = True):
     self.task_name, self.train, self.size = task_name, train, image_size
+    self.photometric = photometric  # gray, gamma, blur (official: on)
     self.num_classes = tasks.get(task_name).num_outputs
     self.aligned = task_name == "parsing_lapa"
     self.warp_factor = PARSING_WARP_FACTOR[task_name] if warp_factor is None else warp_factor
@@ -344,7 +350,8 @@ class ParsingTransform:
   def __call__(self, example: dict, rng: np.random.Generator | None = None) -> dict:
     crop, crop_label, matrix, label = self.warp(example, rng)
     if self.train:
-      return {"image": _photometric_tail(crop, rng), "label": crop_label}
+      return {"image": _photometric_tail(crop, rng) if self.photometric else crop,
+              "label": crop_label}
     out = _passthrough(example, ("image", "label"))
     out.update(image=crop, label=label, **_crop_meta(matrix, self.warp_factor, self.size))
     return out

@@ -36,6 +36,11 @@ PEAK_FLOPS = {"TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v
               "NVIDIA H200": 989e12}
 
 
+# The resume test's fault injection: the process SIGKILLs itself after this step (like kill -9
+# or a lost machine: no cleanup, no final checkpoint). Unset in normal use.
+KILL_AFTER_STEP = int(os.environ.get("FACEPTOR_KILL_AFTER_STEP", "0")) or None
+
+
 class NonFiniteError(RuntimeError):
   pass
 
@@ -217,6 +222,8 @@ def train(config, workdir: str) -> dict:
                  time.strftime("%H:%M:%S", time.gmtime(eta)))
       if ckpt.due(step) and finite:
         ckpt.save(step, state, data_iter, config_json)
+      if step == KILL_AFTER_STEP:  # fault injection for the resume test: a hard crash
+        os.kill(os.getpid(), signal.SIGKILL)
       if stop["signal"] is not None:
         log.warning("SIGTERM at step %d: saving and exiting", step)
         ckpt.save(step, state, data_iter, config_json, force=True)

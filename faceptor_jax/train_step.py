@@ -69,7 +69,7 @@ def make_update(graphdef, state, config, loss_weights: dict):
       return total, (per_task, nnx.state(model, nnx.BatchStat))
 
     (loss, (per_task, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     updates, opt = tx.update(grads, state["opt"], state["params"])
     lr = optim.learning_rate(state["step"], sched)
     params = optax.apply_updates(state["params"], optim.scale_updates(updates, mults, lr))

@@ -17,3 +17,15 @@ def official_recipe():
   finally:
     sys.path.remove(FIXTURES)
   return official_weights
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+  """configs/tiny.py's synthetic datasets, rendered and prepared once per session."""
+  from configs import common, tiny
+  from data_pipelines import demo_data
+  config = tiny.get_config()
+  config.eval = common.eval_entries(tiny.TASKS)  # the evaluation sets too
+  path = str(tmp_path_factory.mktemp("tiny_data"))
+  demo_data.ensure(config, path)
+  return path
