@@ -12,11 +12,10 @@ beats its baseline (benchmarks/demo_learns.py records the figures).
 
 from configs import common
 from data_pipelines import demo_data
-from faceptor_jax.models import model_config
 
 # Large enough batches matter more than steps here: with 8 examples a step the query decoder,
 # trained from scratch, sits on its "predict the prior" plateau for hundreds of steps.
-BATCH = {"recog_ms1mv3": 64, "age_morph2": 64, "biattr_celeba": 64, "affect_affectnet": 48,
+BATCH = {"recog_ms1mv3": 48, "age_morph2": 48, "biattr_celeba": 48, "affect_affectnet": 32,
          "affect_rafdb": 32, "parsing_celebam": 8, "align_300w": 8}
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import math
 import os
 import textwrap
 from typing import Callable, Iterator, NamedTuple
@@ -69,6 +70,8 @@ class FaceDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release."}
   LAYOUT = ""  # the folder layout expected under the manual folder (shown in errors)
+  # Keep the examples in reading order (e.g. verification pairs, whose order the folds use).
+  DISABLE_SHUFFLING = False
 
   def __init__(self, *args, validate_images: bool = True, options: dict | None = None,
                **kwargs):
@@ -114,9 +117,11 @@ class FaceDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
   # --- the TFDS side --------------------------------------------------------------------------
 
   def _info(self) -> tfds.core.DatasetInfo:
+    # `metadata` takes what a builder learns while reading (class counts, attribute names).
     return tfds.core.DatasetInfo(
         builder=self, description=(self.__doc__ or "").strip(),
-        features=tfds.features.FeaturesDict(self._features()))
+        features=tfds.features.FeaturesDict(self._features()),
+        metadata=tfds.core.MetadataDict(), disable_shuffling=self.DISABLE_SHUFFLING)
 
   def _split_generators(self, dl_manager):
     try:
@@ -170,6 +175,15 @@ def decodes(data: bytes) -> bool:
     return False
   img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
   return img is not None and img.size > 0
+
+
+def parse_age(text: str) -> float | None:
+  """An age field as a number of years, or None if it is not a finite age >= 0."""
+  try:
+    age = float(text)
+  except ValueError:
+    return None
+  return age if math.isfinite(age) and age >= 0 else None
 
 
 def read_lines(path: str) -> list[str]:

@@ -51,6 +51,7 @@ class Builder(builder_lib.FaceDatasetBuilder):
   https://github.com/deepinsight/insightface/tree/master/recognition/_evaluation_/ijb), unpack
   it and pass its `IJBC` folder (the one holding `loose_crop/` and `meta/`) as --manual_dir.
   """
+  DISABLE_SHUFFLING = True  # record order
   LAYOUT = """
   loose_crop/1.jpg ...
   meta/ijbc_name_5pts_score.txt       `1.jpg x1 y1 ... x5 y5 faceness_score`
@@ -58,10 +59,6 @@ class Builder(builder_lib.FaceDatasetBuilder):
   meta/ijbc_template_pair_label.txt   `template1 template2 label(1 = same)`
   """
 
-  def _info(self):
-    return tfds.core.DatasetInfo(
-        builder=self, description=(self.__doc__ or "").strip(),
-        features=tfds.features.FeaturesDict(self._features()), disable_shuffling=True)
 
   def _features(self):
     if self.builder_config.name == PAIRS:

@@ -61,13 +61,6 @@ class Builder(builder_lib.FaceDatasetBuilder):
             "attributes": tfds.features.Tensor(shape=(NUM_ATTRIBUTES,), dtype=np.int64),
             "name": tfds.features.Text()}
 
-  def _info(self):
-    # As the base class, plus a metadata dict: the attribute names are read from the header.
-    return tfds.core.DatasetInfo(
-        builder=self, description=(self.__doc__ or "").strip(),
-        features=tfds.features.FeaturesDict(self._features()),
-        metadata=tfds.core.MetadataDict())
-
   def _split_readers(self, manual_dir):
     table = self.require(manual_dir, "lfw_attributes.txt")
     folders = [os.path.join(manual_dir, f) for f in IMAGE_FOLDERS]

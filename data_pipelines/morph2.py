@@ -26,7 +26,6 @@ a resize to 112 (the distributed images are not square).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 
@@ -122,7 +121,7 @@ class Builder(builder_lib.FaceDatasetBuilder):
     list_name = os.path.join(*PROTOCOL_LISTS, os.path.basename(list_path))
     for n, line in enumerate(builder_lib.read_lines(list_path), 1):
       fields = line.split()
-      age = parse_age(fields[1]) if len(fields) == 2 else None
+      age = builder_lib.parse_age(fields[1]) if len(fields) == 2 else None
       if age is None:
         yield builder_lib.Skip(f"{list_name} line {n}",
                                f"malformed line {line!r} (expected `relative_path age`)")
@@ -158,12 +157,3 @@ def age_from_name(path: str) -> int | None:
   """The age a MORPH file name encodes (`070081_2F36.JPG` -> 36), or None if it encodes none."""
   match = FILE_NAME.fullmatch(path.rsplit("/", 1)[-1])
   return int(match.group(4)) if match else None
-
-
-def parse_age(text: str) -> float | None:
-  """A list's age field as a number of years, or None if it is not a finite age >= 0."""
-  try:
-    age = float(text)
-  except ValueError:
-    return None
-  return age if math.isfinite(age) and age >= 0 else None

@@ -39,17 +39,13 @@ class Builder(builder_lib.FaceDatasetBuilder):
   (https://github.com/deepinsight/insightface/tree/master/recognition/_datasets_), unzip it and
   pass the folder that holds `train.rec` and `train.idx` as --manual_dir.
   """
+  DISABLE_SHUFFLING = True  # record order
   LAYOUT = """
   train.rec     MXNet RecordIO: IRHeader + JPEG per record, header record at key 0 (optional)
   train.idx     lines `key<TAB>byte offset`
   property      optional: `num_classes,112,112`, e.g. `93431,112,112`
   """
 
-  def _info(self):
-    return tfds.core.DatasetInfo(
-        builder=self, description=(self.__doc__ or "").strip(),
-        features=tfds.features.FeaturesDict(self._features()),
-        metadata=tfds.core.MetadataDict(), disable_shuffling=True)
 
   def _features(self):
     return {"image": tfds.features.Image(shape=(None, None, 3)),

@@ -21,7 +21,6 @@ it to 112 (a centre square crop first, a no-op for these square images).
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -76,7 +75,7 @@ class Builder(builder_lib.FaceDatasetBuilder):
     list_name = os.path.relpath(list_path, manual_dir)
     for n, line in enumerate(builder_lib.read_lines(list_path), 1):
       fields = [f.strip() for f in line.split(",")]
-      age = parse_age(fields[2]) if len(fields) >= 3 else None
+      age = builder_lib.parse_age(fields[2]) if len(fields) >= 3 else None
       if n == 1 and age is None and len(fields) >= 3:  # the header line
         continue
       if age is None or not fields[1]:
@@ -112,12 +111,3 @@ def age_from_name(file_name: str) -> int | None:
   """The age a UTKFace file name starts with (`40_1_3_...jpg.chip.jpg` -> 40), or None."""
   first = file_name.split("_", 1)[0]
   return int(first) if first.isdigit() and "_" in file_name else None
-
-
-def parse_age(text: str) -> float | None:
-  """A list's age field in years, or None if it is not a finite age >= 0."""
-  try:
-    age = float(text)
-  except ValueError:
-    return None
-  return age if math.isfinite(age) and age >= 0 else None

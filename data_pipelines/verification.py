@@ -183,6 +183,7 @@ class Builder(builder_lib.FaceDatasetBuilder):
   come with the same zoo). Put them in one folder and pass it as --manual_dir: every `*.bin`
   there becomes a split.
   """
+  DISABLE_SHUFFLING = True  # reading order (pair order: the folds)
   LAYOUT = """
   lfw.bin         pickle of (list of 2n JPEG bytes, list of n bools)
   cfp_fp.bin
@@ -191,11 +192,6 @@ class Builder(builder_lib.FaceDatasetBuilder):
   cplfw.bin
   """
 
-  def _info(self):
-    return tfds.core.DatasetInfo(
-        builder=self, description=(self.__doc__ or "").strip(),
-        features=tfds.features.FeaturesDict(self._features()),
-        metadata=tfds.core.MetadataDict(), disable_shuffling=True)
 
   def _features(self):
     return {"image_a": tfds.features.Image(shape=(None, None, 3)),

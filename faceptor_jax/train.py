@@ -19,13 +19,12 @@ import signal
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from data_pipelines import mixture
 from faceptor_jax import checkpoint as checkpoint_lib
-from faceptor_jax import evaluate, losses, models, sharding, tasks, train_step, weights
+from faceptor_jax import evaluate, losses, models, sharding, train_step, weights
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 evaluation transform, the forward, the mapping back to original coordinates, the evaluator) and
 the trivial baselines."""
 
-import ml_collections
 import numpy as np
 import pytest
 from flax import nnx
