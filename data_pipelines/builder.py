@@ -169,6 +169,14 @@ class FaceDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
     return path
 
 
+def landmark_features(num_points: int) -> dict:
+  """The features every landmark dataset stores (see the module docstring)."""
+  return {"image": tfds.features.Image(shape=(None, None, 3)),
+          "name": tfds.features.Text(),
+          "landmarks": tfds.features.Tensor(shape=(num_points, 2), dtype=np.float32),
+          "box": tfds.features.Tensor(shape=(4,), dtype=np.float32)}
+
+
 def decodes(data: bytes) -> bool:
   """Whether OpenCV can decode these bytes as an image."""
   if not data:

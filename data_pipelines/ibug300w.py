@@ -40,7 +40,6 @@ import math
 import os
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 from data_pipelines import builder as builder_lib
 
@@ -86,10 +85,7 @@ class Builder(builder_lib.FaceDatasetBuilder):
   """
 
   def _features(self):
-    return {"image": tfds.features.Image(shape=(None, None, 3)),
-            "name": tfds.features.Text(),
-            "landmarks": tfds.features.Tensor(shape=(NUM_LANDMARKS, 2), dtype=np.float32),
-            "box": tfds.features.Tensor(shape=(4,), dtype=np.float32)}
+    return builder_lib.landmark_features(NUM_LANDMARKS)
 
   def _split_readers(self, manual_dir):
     csvs = {split: os.path.join(manual_dir, CSV_FILE.format(split)) for split in CSV_SPLITS}

@@ -23,7 +23,6 @@ import math
 import os
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 from data_pipelines import builder as builder_lib
 from data_pipelines import ibug300w
@@ -56,10 +55,7 @@ class Builder(builder_lib.FaceDatasetBuilder):
   """
 
   def _features(self):
-    return {"image": tfds.features.Image(shape=(None, None, 3)),
-            "name": tfds.features.Text(),
-            "landmarks": tfds.features.Tensor(shape=(NUM_LANDMARKS, 2), dtype=np.float32),
-            "box": tfds.features.Tensor(shape=(4,), dtype=np.float32)}
+    return builder_lib.landmark_features(NUM_LANDMARKS)
 
   def _split_readers(self, manual_dir):
     images = self.require(manual_dir, "WFLW_images")

@@ -63,11 +63,8 @@ class Faceptor(nnx.Module):
     self.map = heads.MapHead(d, rngs=rngs, dtype=dtype) if "map_v2" in interpreters else None
     self.recognition = (heads.RecognitionHead(enc.width, cfg.embedding_dim, rngs=rngs, dtype=dtype)
                         if "feature_v2" in interpreters else None)
-    self.classifiers = nnx.Dict({
-        t.name: heads.CosFaceClassifier(
-            cfg.get("identities") or t.num_outputs, cfg.embedding_dim, rngs=rngs,
-            row_multiple=cfg.get("classifier_multiple", 1))
-        for t in specs if with_classifier and t.type.name == "recog"})
+    self.classifiers = heads.cosface_classifiers(cfg, specs, rngs=rngs) if with_classifier \
+        else nnx.Dict({})
 
   def __call__(self, images: dict, *, train: bool = False, key=None,
                return_attention: bool = False) -> dict:

@@ -100,6 +100,15 @@ class CosFaceClassifier(nnx.Module):
     return jnp.where(jnp.arange(self.weight.shape[0]) < self.classes, cos, -1e4)
 
 
+def cosface_classifiers(cfg, specs, *, rngs: nnx.Rngs) -> nnx.Dict:
+  """{recognition task: its CosFace classifier} for the task specs of a model config (rows:
+  `cfg.identities` or the task's identity count, padded to `cfg.classifier_multiple`)."""
+  return nnx.Dict({
+      t.name: CosFaceClassifier(cfg.get("identities") or t.num_outputs, cfg.embedding_dim,
+                                rngs=rngs, row_multiple=cfg.get("classifier_multiple", 1))
+      for t in specs if t.type.name == "recog"})
+
+
 def heatmap_to_points(heatmap_logits):
   """[B, K, H, W] logits -> [B, K, 2] (x, y) in [0, 1]: sum(index * sigmoid) / max(sum, 1e-6),
   then (p + 0.5) / size (the official AlignOutput)."""

@@ -116,11 +116,8 @@ class NaiveFaceptor(nnx.Module):
         built[kind] = DenseHead(nv.dense_layers, enc.width, nv.uper_channels, outputs,
                                 nv.pool_scales, rngs=rngs, dtype=dtype)
     self.heads = nnx.Dict(built)
-    self.classifiers = nnx.Dict({
-        t.name: heads.CosFaceClassifier(
-            cfg.get("identities") or t.num_outputs, cfg.embedding_dim, rngs=rngs,
-            row_multiple=cfg.get("classifier_multiple", 1))
-        for t in specs if with_classifier and t.type.name == "recog"})
+    self.classifiers = heads.cosface_classifiers(cfg, specs, rngs=rngs) if with_classifier \
+        else nnx.Dict({})
 
   def __call__(self, images: dict, *, train: bool = False, key=None,
                return_attention: bool = False) -> dict:
