@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import math
 
+import cv2
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from data_pipelines import mixture, transforms
-from faceptor_jax import evaluators, tasks
+from data_pipelines import geometry, mixture, transforms
+from faceptor_jax import evaluators, sharding, tasks
 from faceptor_jax.evaluators import verification as verification_lib
 from faceptor_jax.models import heads
 
@@ -60,7 +61,6 @@ class Predictor:
       if pad:
         chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
       if self.mesh is not None:
-        from faceptor_jax import sharding
         chunk = jax.device_put(chunk, sharding.batch_sharding(self.mesh))
       out = jax.device_get(self._forward(self.state, task, jnp.asarray(chunk)))
       outs.append({k: v[:len(chunk) - pad] for k, v in out.items()})
@@ -100,7 +100,7 @@ class _Baseline:
       elif kind == "attributes":
         value = (_stack(batch, "attributes") == 1).astype(np.float64)
       elif kind == "landmarks":
-        value = np.stack([_to_crop(e["landmarks"], e) for e in batch])
+        value = np.stack([_crop_points(e["landmarks"], e) for e in batch])
       else:  # parsing: class frequencies per crop pixel
         value = np.stack([np.eye(len(tasks.PARSING_CLASSES[task]))[_crop_label(e)]
                           for e in batch])
@@ -129,19 +129,24 @@ class _Baseline:
     return {k: self.rng.normal(size=(n, width)) for k in outputs}
 
 
-def _to_crop(points, example):
-  to_crop = np.linalg.inv(np.asarray(example["matrix"], np.float64))
-  p = np.concatenate([np.asarray(points, np.float64), np.ones((len(points), 1))], axis=1)
-  return (p @ to_crop.T)[:, :2]
+def _to_crop(example):
+  """(to-crop matrix, warp factor, crop size) of an evaluation example (the inverse of its
+  crop -> original `matrix`), for data_pipelines.geometry."""
+  return (np.linalg.inv(np.asarray(example["matrix"], np.float64)),
+          float(example.get("warp_factor", 0.0)), int(example["image"].shape[0]))
+
+
+def _crop_points(points, example):
+  """Original-image points brought into the crop (through the tanh-warp too), for the baseline."""
+  matrix, warp_factor, size = _to_crop(example)
+  return geometry.to_crop(np.asarray(points, np.float64), matrix, warp_factor, size)
 
 
 def _crop_label(example):
   """The original label map brought into the crop (nearest neighbour), for the baseline."""
-  import cv2
-  to_crop = np.linalg.inv(np.asarray(example["matrix"], np.float64))
-  s = example["image"].shape[0]
-  return cv2.warpAffine(np.asarray(example["label"], np.uint8).squeeze(), to_crop[:2], (s, s),
-                        flags=cv2.INTER_NEAREST, borderValue=0).astype(int)
+  matrix, warp_factor, size = _to_crop(example)
+  label = np.asarray(example["label"], np.uint8).squeeze()
+  return geometry.warp_image(label, matrix, size, warp_factor, cv2.INTER_NEAREST).astype(int)
 
 
 def run_benchmark(name: str, entry, predictor: Predictor, data_dir: str, image_size: int,

@@ -20,6 +20,8 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from faceptor_jax import weights
+
 log = logging.getLogger(__name__)
 
 AXES = ("data", "fsdp")
@@ -81,8 +83,8 @@ def state_shardings(state, mesh: Mesh, sharding_cfg):
   for path, leaf in jax.tree_util.tree_flatten_with_path(state, is_leaf=is_var)[0]:
     names = leaf.get_metadata().get("out_sharding") if is_var(leaf) else None
     shape = leaf.shape if is_var(leaf) else np.shape(leaf)
-    name = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-    specs.append(NamedSharding(mesh, spec_for(name, shape, names, rules, overrides, mesh)))
+    specs.append(NamedSharding(mesh, spec_for(weights.path_name(path), shape, names, rules,
+                                              overrides, mesh)))
   treedef = jax.tree_util.tree_structure(state)
   return jax.tree_util.tree_unflatten(treedef, specs)
 

@@ -181,6 +181,20 @@ def train(config, workdir: str) -> dict:
   images_per_step = sum(batch_sizes.values())
   flops, peak = None, PEAK_FLOPS.get(jax.devices()[0].device_kind)
   nonfinite, results, t_last, steps_timed, skipped_total = 0, {}, None, 0, 0
+  pending = None  # (step, its `finite` flag), read once the next update is in flight
+
+  def check_finite(step, finite):
+    """Counts non-finite steps in a row (their updates were not applied) and stops the run."""
+    nonlocal nonfinite
+    if bool(finite):
+      nonfinite = 0
+      return
+    nonfinite += 1
+    log.warning("step %d: non-finite loss or gradient norm: update skipped", step)
+    if nonfinite >= config.max_nonfinite:
+      raise NonFiniteError(f"{nonfinite} non-finite steps in a row (up to step {step}); "
+                           "stopping. The last checkpoint holds the last finite state.")
+
   step = start
   try:
     while step < total_steps:
@@ -193,14 +207,10 @@ def train(config, workdir: str) -> dict:
       state, metrics = update(state, batch)
       step += 1
       steps_timed += 1
-      finite = bool(metrics["finite"])
-      nonfinite = 0 if finite else nonfinite + 1
-      if not finite:
-        log.warning("step %d: non-finite loss %s or gradient norm %s: update skipped", step,
-                    float(metrics["loss"]), float(metrics["grad_norm"]))
-        if nonfinite >= config.max_nonfinite:
-          raise NonFiniteError(f"{nonfinite} non-finite steps in a row (up to step {step}); "
-                               "stopping. The last checkpoint holds the last finite state.")
+      # The previous step's flag, read while this update runs: no per-step host sync.
+      if pending is not None:
+        check_finite(*pending)
+      pending = (step, metrics["finite"])
       if step % config.log_every == 0 or step == total_steps:
         metrics = jax.device_get(metrics)
         dt = (time.perf_counter() - t_last) / steps_timed
@@ -219,7 +229,8 @@ def train(config, workdir: str) -> dict:
                  line["images_per_s"], line["flops_per_s"] / 1e9,
                  f" MFU {100 * line['mfu']:.1f}%" if peak else "",
                  time.strftime("%H:%M:%S", time.gmtime(eta)))
-      if ckpt.due(step) and finite:
+      # A non-finite update is never applied, so the state saved is always the last finite one.
+      if ckpt.due(step):
         ckpt.save(step, state, data_iter, config_json)
       if step == KILL_AFTER_STEP:  # fault injection for the resume test: a hard crash
         os.kill(os.getpid(), signal.SIGKILL)
@@ -230,6 +241,8 @@ def train(config, workdir: str) -> dict:
       if config.eval_every and step % config.eval_every == 0 and step < total_steps:
         results = run_evals(state, step)
     else:
+      if pending is not None:
+        check_finite(*pending)
       ckpt.save(step, state, data_iter, config_json, force=True)
       results = run_evals(state, step, baselines=config.get("eval_baselines", False))
   finally:

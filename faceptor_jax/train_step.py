@@ -30,16 +30,7 @@ def split(model: nnx.Module, optim_cfg):
 def multipliers_of(params, optim_cfg):
   """The LR multiplier of every trainable parameter (a tree of Python floats)."""
   return jax.tree_util.tree_map_with_path(
-      lambda path, _: optim.multiplier(weights.path_name(_keys(path)), optim_cfg), params)
-
-
-def _keys(path):
-  out = []
-  for k in path:
-    k = getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))
-    if k != "value":  # the Variable's own leaf
-      out.append(k)
-  return out
+      lambda path, _: optim.multiplier(weights.path_name(path), optim_cfg), params)
 
 
 def init_state(model: nnx.Module, optim_cfg, tx=None):

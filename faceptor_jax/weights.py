@@ -23,7 +23,14 @@ class WeightsError(ValueError):
 
 
 def path_name(path) -> str:
-  return "/".join(map(str, path))
+  """The '/'-joined name of a variable's path: an nnx path (strings and ints) or a jax key path
+  (whose trailing attribute key is the Variable's own leaf, not part of the name)."""
+  parts = []
+  for k in path:
+    if isinstance(k, jax.tree_util.GetAttrKey):
+      continue
+    parts.append(getattr(k, "key", getattr(k, "idx", k)))
+  return "/".join(map(str, parts))
 
 
 def flat_variables(model: nnx.Module) -> dict[tuple, nnx.Variable]:

@@ -3,9 +3,35 @@
 import os
 import sys
 
+import numpy as np
 import pytest
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "official")
+
+
+def close(ours, ref, tol_scale=1e-4):
+  """The parity rule: max |ours - official| <= tol_scale * max(1, max |official|)."""
+  ours, ref = np.asarray(ours), np.asarray(ref)
+  assert ours.shape == ref.shape, (ours.shape, ref.shape)
+  tol = tol_scale * max(1.0, float(np.abs(ref).max()))
+  err = float(np.abs(ours - ref).max())
+  assert err <= tol, f"max |diff| {err:.3g} > {tol:.3g}"
+
+
+def recipe_state(recipe, keys_file: str) -> dict:
+  """The official fixtures' recipe weights (seed 1) of a key list in tests/fixtures/official."""
+  keys, aliases = recipe.load_keys(os.path.join(FIXTURES, keys_file))
+  return recipe.make_state_dict(keys, seed=1, aliases=aliases)
+
+
+def random_images(cfg, names, batch=2, seed=0):
+  """{task: normalised-looking float images at the task's group size} for a model config."""
+  import jax.numpy as jnp
+  from faceptor_jax import tasks
+  rng = np.random.default_rng(seed)
+  return {t: jnp.asarray(rng.normal(size=(batch, cfg.image_size[tasks.get(t).group],
+                                          cfg.image_size[tasks.get(t).group], 3)), jnp.float32)
+          for t in names}
 
 
 @pytest.fixture(scope="session")

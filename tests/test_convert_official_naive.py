@@ -13,15 +13,7 @@ from faceptor_jax import models, tasks, weights
 from faceptor_jax.convert import official_naive
 from faceptor_jax.convert import __main__ as command
 from faceptor_jax.models import heads, model_config
-from tests.conftest import FIXTURES
-
-
-def close(ours, ref, tol_scale=1e-4):
-  ours, ref = np.asarray(ours), np.asarray(ref)
-  assert ours.shape == ref.shape, (ours.shape, ref.shape)
-  tol = tol_scale * max(1.0, float(np.abs(ref).max()))
-  err = float(np.abs(ours - ref).max())
-  assert err <= tol, f"max |diff| {err:.3g} > {tol:.3g}"
+from tests.conftest import FIXTURES, close, recipe_state
 
 
 def naive_model_of_official_size():
@@ -31,8 +23,7 @@ def naive_model_of_official_size():
 
 @pytest.fixture(scope="module")
 def naive_state(official_recipe):
-  keys, aliases = official_recipe.load_keys(os.path.join(FIXTURES, "official_naive_keys.json"))
-  return official_recipe.make_state_dict(keys, seed=1, aliases=aliases)
+  return recipe_state(official_recipe, "official_naive_keys.json")
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,11 @@ from flax import nnx
 
 from faceptor_jax import models, tasks
 from faceptor_jax.models import model_config
+from tests.conftest import random_images
 
 ALL = tuple(t for t in tasks.FULL_TASKS)
 ONE_PER_OUTPUT = ("recog_ms1mv3", "age_morph2", "biattr_celeba", "affect_ferplus", "parsing_lapa",
                   "align_wflw", "align_aflw")
-
-
-def images_for(cfg, names, batch=2, seed=0):
-  rng = np.random.default_rng(seed)
-  return {t: jnp.asarray(rng.normal(size=(batch, cfg.image_size[tasks.get(t).group],
-                                          cfg.image_size[tasks.get(t).group], 3)), jnp.float32)
-          for t in names}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +23,7 @@ def tiny():
 
 def test_every_task_type_has_its_contracted_outputs(tiny):
   cfg, model = tiny
-  out = nnx.jit(lambda m, x: m(x))(model, images_for(cfg, ONE_PER_OUTPUT))
+  out = nnx.jit(lambda m, x: m(x))(model, random_images(cfg, ONE_PER_OUTPUT))
   s = cfg.image_size[tasks.LARGE] // cfg.encoder.patch * 4  # the pixel decoder is 4x the grid
   assert out["recog_ms1mv3"]["embedding"].shape == (2, cfg.embedding_dim)
   assert "cos_logits" not in out["recog_ms1mv3"]  # eval: no classifier
@@ -46,7 +40,7 @@ def test_grouped_pass_equals_separate_passes(tiny):
   """One encoder pass per resolution group on concatenated images = one pass per task."""
   cfg, model = tiny
   names = ("age_morph2", "affect_rafdb", "parsing_celebam", "align_300w")
-  imgs = images_for(cfg, names, seed=1)
+  imgs = random_images(cfg, names, seed=1)
   together = model(imgs)
   for t in names:
     alone = model({t: imgs[t]})[t]
@@ -56,16 +50,16 @@ def test_grouped_pass_equals_separate_passes(tiny):
 
 def test_tasks_of_a_step_may_be_a_subset_but_not_unknown(tiny):
   cfg, model = tiny
-  assert set(model(images_for(cfg, ("age_utkface",)))) == {"age_utkface"}
+  assert set(model(random_images(cfg, ("age_utkface",)))) == {"age_utkface"}
   small = models.create(cfg, ("age_morph2",), rngs=nnx.Rngs(0))
   with pytest.raises(KeyError, match="no task"):
-    small(images_for(cfg, ("age_utkface",)))
+    small(random_images(cfg, ("age_utkface",)))
 
 
 def test_training_mode_uses_drop_path_batch_statistics_and_the_classifier():
   cfg = model_config.tiny()
   model = models.create(cfg, ("recog_ms1mv3", "age_morph2"), rngs=nnx.Rngs(0))
-  imgs = images_for(cfg, ("recog_ms1mv3", "age_morph2"), batch=4)
+  imgs = random_images(cfg, ("recog_ms1mv3", "age_morph2"), batch=4)
   mean_before = np.asarray(model.recognition.bn1.mean[...]).copy()
   a = model(imgs, train=True, key=jax.random.key(0))
   b = model(imgs, train=True, key=jax.random.key(1))
@@ -82,13 +76,13 @@ def test_layer_attention_levels_and_attention_mass():
   cfg = model_config.tiny()
   cfg.decoder.new_levels = (1, 2, 3)
   model = models.create(cfg, ("age_morph2", "parsing_celebam"), rngs=nnx.Rngs(0))
-  out = model(images_for(cfg, ("age_morph2", "parsing_celebam")), return_attention=True)
+  out = model(random_images(cfg, ("age_morph2", "parsing_celebam")), return_attention=True)
   att = np.asarray(out["age_morph2"]["layer_attention"])
   assert att.shape == (cfg.decoder.layers, 2, 101, 4)
   np.testing.assert_allclose(att.sum(-1), 1.0, atol=1e-5)
   # The new levels change the memory, so the output differs from layer 4 alone.
   model.decoder.new_level_embed[...] = model.decoder.new_level_embed[...] + 1.0
-  out2 = model(images_for(cfg, ("age_morph2",)))
+  out2 = model(random_images(cfg, ("age_morph2",)))
   assert not np.allclose(out["age_morph2"]["logits"], out2["age_morph2"]["logits"])
 
 
@@ -97,7 +91,7 @@ def test_bfloat16_matmuls_stay_close_to_float32():
   m32 = models.create(cfg, ("age_morph2",), rngs=nnx.Rngs(0))
   cfg.dtype = "bfloat16"
   m16 = models.create(cfg, ("age_morph2",), rngs=nnx.Rngs(0))
-  imgs = images_for(cfg, ("age_morph2",))
+  imgs = random_images(cfg, ("age_morph2",))
   a, b = m32(imgs)["age_morph2"]["logits"], m16(imgs)["age_morph2"]["logits"]
   assert b.dtype == jnp.float32
   assert np.abs(np.asarray(a) - np.asarray(b)).max() < 0.05 * max(1, np.abs(np.asarray(a)).max())

@@ -13,15 +13,9 @@ from flax import nnx
 
 from faceptor_jax import models, tasks
 from faceptor_jax.models import model_config
+from tests.conftest import random_images
 
 ALL = tasks.FULL_TASKS
-
-
-def images_for(cfg, names, batch=2, seed=0):
-  rng = np.random.default_rng(seed)
-  return {t: jnp.asarray(rng.normal(size=(batch, cfg.image_size[tasks.get(t).group],
-                                          cfg.image_size[tasks.get(t).group], 3)), jnp.float32)
-          for t in names}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +26,7 @@ def tiny():
 
 def test_every_task_type_has_its_contracted_outputs(tiny):
   cfg, model = tiny
-  imgs = images_for(cfg, ALL)
+  imgs = random_images(cfg, ALL)
   grid = cfg.image_size[tasks.LARGE] // cfg.encoder.patch
 
   def forward(m, im):
@@ -74,9 +68,9 @@ def test_unknown_task_and_layer_attention_are_refused(tiny):
   cfg, _ = tiny
   small = models.create(cfg, ("age_morph2",), rngs=nnx.Rngs(0))
   with pytest.raises(KeyError, match="no task"):
-    small(images_for(cfg, ("age_utkface",)))
+    small(random_images(cfg, ("age_utkface",)))
   with pytest.raises(ValueError, match="no decoder"):
-    small(images_for(cfg, ("age_morph2",)), return_attention=True)
+    small(random_images(cfg, ("age_morph2",)), return_attention=True)
 
 
 def batch_stats(model):
@@ -89,7 +83,7 @@ def test_training_updates_every_batch_norm_and_draws_dropout_from_the_key():
   cfg.encoder.drop_path = 0.0  # so that only the heads' dropout depends on the key
   names = ("recog_ms1mv3", "age_morph2", "parsing_celebam")
   model = models.create(cfg, names, rngs=nnx.Rngs(0))
-  imgs = images_for(cfg, names, batch=3)
+  imgs = random_images(cfg, names, batch=3)
   step = nnx.jit(lambda m, im, k: m(im, train=True, key=k))
   before = batch_stats(model)
   a = step(model, imgs, jax.random.key(0))
@@ -115,7 +109,7 @@ def test_bfloat16_matmuls_stay_close_to_float32():
   m32 = models.create(cfg, names, rngs=nnx.Rngs(0))
   cfg.dtype = "bfloat16"
   m16 = models.create(cfg, names, rngs=nnx.Rngs(0))
-  imgs = images_for(cfg, names)
+  imgs = random_images(cfg, names)
   forward = nnx.jit(lambda m, im: m(im))
   a, b = forward(m32, imgs), forward(m16, imgs)
   for t in names:
