@@ -59,7 +59,6 @@ class Builder(builder_lib.FaceDatasetBuilder):
   meta/ijbc_template_pair_label.txt   `template1 template2 label(1 = same)`
   """
 
-
   def _features(self):
     if self.builder_config.name == PAIRS:
       return {key: tfds.features.Tensor(shape=(None,), dtype=np.int64)

@@ -46,7 +46,6 @@ class Builder(builder_lib.FaceDatasetBuilder):
   property      optional: `num_classes,112,112`, e.g. `93431,112,112`
   """
 
-
   def _features(self):
     return {"image": tfds.features.Image(shape=(None, None, 3)),
             "label": tfds.features.Scalar(np.int64),

@@ -192,7 +192,6 @@ class Builder(builder_lib.FaceDatasetBuilder):
   cplfw.bin
   """
 
-
   def _features(self):
     return {"image_a": tfds.features.Image(shape=(None, None, 3)),
             "image_b": tfds.features.Image(shape=(None, None, 3)),
