@@ -28,8 +28,6 @@ def main():
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   import logging
   logging.basicConfig(level=logging.INFO)
-  from absl import flags
-  flags.FLAGS(sys.argv[:1])  # grain's worker processes read absl flags (the demo uses one)
   from configs import demo
   from faceptor_jax import train
   config = demo.get_config()

@@ -21,6 +21,7 @@ import logging
 
 import grain
 import numpy as np
+from absl import flags
 
 from data_pipelines import transforms
 from faceptor_jax import tasks
@@ -127,6 +128,10 @@ def dataset(streams: list[TaskStream], seed: int, num_steps: int, *, workers: in
   ds = grain.MapDataset.range(num_steps).map(loader)
   it = ds.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
   if workers > 0:
+    # grain's worker processes read its absl flags; a caller outside absl.app (a script, a
+    # notebook) has not parsed them, so they take their defaults.
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
     it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers,
                                                      per_worker_buffer_size=prefetch))
   return it
