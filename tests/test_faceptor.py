@@ -112,3 +112,45 @@ def test_parameters_carry_logical_sharding_names(tiny):
   assert all(s is not None for s in specs.values())
   assert specs[("classifiers", "recog_ms1mv3", "weight")] == ("classes", None)
   assert specs[("encoder", "blocks", 0, "c_fc", "kernel")] == ("embed", "mlp")
+
+
+def encoder_grads(cfg, images, key):
+  from faceptor_jax.models import vit
+  enc = vit.VisionTransformer(cfg.encoder, rngs=nnx.Rngs(0))
+  graphdef, params = nnx.split(enc)
+
+  def loss(params):
+    feats = nnx.merge(graphdef, params)(images, train=True, key=key)
+    return sum(jnp.sum(f * jnp.cos(f)) for f in feats)
+  return jax.grad(loss)(params)
+
+
+def test_encoder_recomputation_does_not_change_gradients():
+  cfg = model_config.tiny()
+  images = random_images(cfg, ("age_morph2",))["age_morph2"]
+  cfg.encoder.remat = ""
+  stored = encoder_grads(cfg, images, jax.random.key(3))
+  cfg.encoder.remat = "nothing_saveable"
+  recomputed = encoder_grads(cfg, images, jax.random.key(3))
+  for a, b in zip(jax.tree.leaves(stored), jax.tree.leaves(recomputed)):
+    # Recomputed values may be fused differently: float rounding only.
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("key,value", [("remat", "save_everything_please"),
+                                       ("drop_path_per", "batch")])
+def test_bad_encoder_options_are_refused_by_name(key, value):
+  cfg = model_config.tiny()
+  cfg.encoder[key] = value
+  with pytest.raises(ValueError, match=key):
+    models.create(cfg, ("age_morph2",), rngs=nnx.Rngs(0))
+
+
+def test_encoder_drop_path_follows_the_official_token_axis_by_default():
+  from faceptor_jax.models import vit
+  cfg = model_config.tiny()
+  enc = vit.VisionTransformer(cfg.encoder, rngs=nnx.Rngs(0))
+  assert {b.drop_axis for b in enc.blocks} == {1}  # [B, N, D]: tokens
+  cfg.encoder.drop_path_per = "example"
+  enc = vit.VisionTransformer(cfg.encoder, rngs=nnx.Rngs(0))
+  assert {b.drop_axis for b in enc.blocks} == {0}

@@ -82,3 +82,14 @@ def test_drop_path_keeps_expectation_and_drops_whole_examples():
   assert abs(per_example.mean() - 1.0) < 0.05
   assert abs((per_example[:, 0] == 0).mean() - 0.2) < 0.03
   np.testing.assert_array_equal(layers.drop_path(x, 0.2, None), x)
+
+
+def test_drop_path_along_tokens_drops_positions_shared_by_the_batch():
+  import jax
+  x = jnp.ones((3, 2000, 4))  # [B, N, D]
+  y = np.asarray(layers.drop_path(x, 0.2, jax.random.key(0), axis=1))
+  dropped = y[:, :, 0] == 0
+  assert (dropped == dropped[:1]).all()  # the same positions in every example
+  assert (y[:, :, :1] == y).all()  # whole token vectors
+  assert abs(dropped[0].mean() - 0.2) < 0.03
+  assert abs(y.mean() - 1.0) < 0.05

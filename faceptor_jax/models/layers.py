@@ -16,6 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from faceptor_jax.models import attention
+
+# Key counts from which attention runs blockwise (faceptor_jax/models/attention.py): below, the
+# [N, N] probabilities are small enough to keep for the backward pass.
+BLOCKWISE_MIN_KEYS = 256
+
 
 def param(value, names: tuple) -> nnx.Param:
   """A float32 parameter annotated with logical axis names (one per dimension)."""
@@ -164,6 +170,8 @@ class MultiHeadAttention(nnx.Module):
                fused_qkv: bool = False, names=("embed", "heads", "kv")):
     hd = dim // heads
     self.heads, self.dtype, self.fused = heads, dtype, fused_qkv
+    # Unroll blockwise attention's loops (set where FLOPs are counted, see vit.py).
+    self.unroll_blocks = False
     # torch's MHA init: xavier_uniform on the packed [3E, E] in_proj, zero biases.
     bound = math.sqrt(6.0 / (dim + 3 * dim))
     w = uniform(rngs, (dim, 3, heads, hd), -bound, bound)
@@ -199,20 +207,28 @@ class MultiHeadAttention(nnx.Module):
       k = proj(key, self.k_kernel, self.k_bias)
       v = proj(value, self.v_kernel, self.v_bias)
     q = q * (1.0 / math.sqrt(q.shape[-1]))
-    logits = matmul(q, k, self.dtype, "bhqd,bhkd->bhqk")
-    weights = jax.nn.softmax(logits, axis=-1)
-    out = matmul(weights, v, self.dtype, "bhqk,bhkd->bhqd")
+    if k.shape[2] >= BLOCKWISE_MIN_KEYS and not return_weights:
+      out = attention.blockwise_attention(q, k, v, self.dtype, unroll=self.unroll_blocks)
+    else:
+      weights = jax.nn.softmax(matmul(q, k, self.dtype, "bhqd,bhkd->bhqk"), axis=-1)
+      out = matmul(weights, v, self.dtype, "bhqk,bhkd->bhqd")
     out = matmul(out, self.out_kernel[...], self.dtype, "bhqd,hde->bqe") + self.out_bias[...]
     return (out, weights) if return_weights else out
 
 
-def drop_path(x, rate, key):
-  """Stochastic depth per example (timm's DropPath): zero whole residual branches, rescale the
-  rest. `rate` may be traced (one per scanned layer); no key means no dropping."""
+def drop_path(x, rate, key, axis: int = 0):
+  """Stochastic depth (timm's DropPath): zero the residual branch along `axis`, rescale the rest.
+
+  timm draws one keep/drop per entry of the input's first axis. With `axis=0` on [B, ...] that
+  drops whole examples (the paper's stochastic depth); FaRL's blocks run sequence-first, so the
+  official encoder draws one per token position, shared by the whole batch (`axis=1` on
+  [B, N, D]). `rate` may be traced (one per scanned layer); no key means no dropping.
+  """
   if key is None or (isinstance(rate, float) and rate == 0.0):
     return x
   keep = 1.0 - rate
-  mask = jax.random.bernoulli(key, keep, (x.shape[0],) + (1,) * (x.ndim - 1))
+  shape = tuple(n if i == axis else 1 for i, n in enumerate(x.shape))
+  mask = jax.random.bernoulli(key, keep, shape)
   return jnp.where(mask, x / keep, 0.0).astype(x.dtype)
 
 

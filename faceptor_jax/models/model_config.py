@@ -18,7 +18,13 @@ def get(variant: str = "faceptor") -> ml_collections.ConfigDict:
       "dtype": "float32",
       "image_size": dict(tasks.GROUP_IMAGE_SIZE),  # per resolution group
       "encoder": {"width": 768, "depth": 12, "heads": 12, "mlp_dim": 3072, "patch": 16,
-                  "pos_grid": 32, "embed_dim": 512, "drop_path": 0.2},
+                  "pos_grid": 32, "embed_dim": 512, "drop_path": 0.2,
+                  # Drop-path draws per 'token' position shared by the batch (the official
+                  # code: FaRL's blocks are sequence-first) or per 'example' (the paper's
+                  # stochastic depth).
+                  "drop_path_per": "token",
+                  # Backward-pass recomputation (see vit.VisionTransformer; '' = none).
+                  "remat": "dots_with_no_batch_dims_saveable"},
       "decoder": {"width": 256, "layers": 9, "heads": 8, "ffn_dim": 2048,
                   "levels": (12,), "new_levels": ()},
       "embedding_dim": 512,   # identity embedding

@@ -19,6 +19,10 @@ from faceptor_jax.models import layers
 from faceptor_jax.models.resize import resize
 
 
+# drop_path's axis on [B, N, width] for encoder.drop_path_per.
+DROP_AXIS = {"token": 1, "example": 0}
+
+
 def quick_gelu(x):
   return x * jax.nn.sigmoid(1.702 * x)
 
@@ -26,7 +30,10 @@ def quick_gelu(x):
 class Block(nnx.Module):
   """x + DropPath(Attn(LN(x))); x + DropPath(MLP(LN(x)))."""
 
-  def __init__(self, width: int, heads: int, mlp_dim: int, *, rngs: nnx.Rngs, dtype):
+  def __init__(self, width: int, heads: int, mlp_dim: int, *, rngs: nnx.Rngs, dtype,
+               drop_per: str = "token"):
+    # The axis drop-path draws along: tokens (the official code) or examples (see drop_path).
+    self.drop_axis = DROP_AXIS[drop_per]
     self.ln_1 = layers.LayerNorm(width)
     self.attn = layers.MultiHeadAttention(width, heads, rngs=rngs, dtype=dtype, fused_qkv=True)
     self.ln_2 = layers.LayerNorm(width)
@@ -35,14 +42,15 @@ class Block(nnx.Module):
 
   def __call__(self, x, drop_rate=0.0, key=None):
     k1, k2 = jax.random.split(key) if key is not None else (None, None)
-    x = x + layers.drop_path(self.attn(self.ln_1(x)), drop_rate, k1)
-    x = x + layers.drop_path(self.c_proj(quick_gelu(self.c_fc(self.ln_2(x)))), drop_rate, k2)
+    x = x + layers.drop_path(self.attn(self.ln_1(x)), drop_rate, k1, self.drop_axis)
+    x = x + layers.drop_path(self.c_proj(quick_gelu(self.c_fc(self.ln_2(x)))), drop_rate, k2,
+                             self.drop_axis)
     return x
 
 
 class VisionTransformer(nnx.Module):
   """FaRL's visual tower. `cfg`: width, depth, heads, mlp_dim, patch, pos_grid, embed_dim,
-  drop_path (and optionally scan_unroll); `dtype`: the matmul dtype."""
+  drop_path (and optionally drop_path_per, scan_unroll, remat); `dtype`: the matmul dtype."""
 
   def __init__(self, cfg, *, rngs: nnx.Rngs, dtype="float32"):
     w, p, dtype = cfg.width, cfg.patch, jnp.dtype(dtype)
@@ -55,12 +63,24 @@ class VisionTransformer(nnx.Module):
     self.positional_embedding = layers.param(
         layers.normal(rngs, (1 + cfg.pos_grid ** 2, w), scale), (None, "embed"))
     self.ln_pre = layers.LayerNorm(w)
-    self.blocks = nnx.List([Block(w, cfg.heads, cfg.mlp_dim, rngs=rngs, dtype=dtype)
-                            for _ in range(cfg.depth)])
+    drop_per = cfg.get("drop_path_per", "token")
+    if drop_per not in DROP_AXIS:
+      raise ValueError(f"encoder.drop_path_per={drop_per!r}: expected one of {sorted(DROP_AXIS)}")
+    self.blocks = nnx.List([Block(w, cfg.heads, cfg.mlp_dim, rngs=rngs, dtype=dtype,
+                                  drop_per=drop_per) for _ in range(cfg.depth)])
     self.drop_rates = tuple(float(r) for r in np.linspace(0.0, cfg.drop_path, cfg.depth))
     # lax.scan's `unroll` (True unrolls every block: used to count FLOPs, which XLA's cost
     # analysis counts once per loop body).
     self.unroll = cfg.get("scan_unroll", 1)
+    for block in self.blocks:
+      block.attn.unroll_blocks = self.unroll is True
+    # What the backward pass keeps of each block: '' keeps everything autodiff saves; a name in
+    # jax.checkpoint_policies recomputes the rest. Recomputing the elementwise work is cheaper on
+    # the CPU than writing it to and reading it back from the per-block residual stacks
+    # (benchmarks/train_step.py: see the README's speed figures).
+    self.remat = cfg.get("remat", "")
+    if self.remat and not hasattr(jax.checkpoint_policies, self.remat):
+      raise ValueError(f"encoder.remat={self.remat!r} is not in jax.checkpoint_policies")
     self.ln_post = layers.LayerNorm(w)
     self.proj = layers.param(layers.normal(rngs, (w, cfg.embed_dim), scale),
                              ("embed", None))
@@ -111,6 +131,9 @@ class VisionTransformer(nnx.Module):
       x = nnx.merge(graphdef, state)(x, rate, k if dropping else None)
       return x, x[:, 1:]
 
+    if self.remat:
+      body = jax.checkpoint(body, policy=getattr(jax.checkpoint_policies, self.remat),
+                            prevent_cse=False)  # prevent_cse is not needed inside scan
     _, outputs = jax.lax.scan(body, x, (stacked, rates, keys), unroll=self.unroll)
     return outputs
 
