@@ -8,9 +8,13 @@
 
 The update is the real one (faceptor_jax/train_step.py: every task loss, gradients, clip, AdamW
 with LR multipliers) on random images and labels. Printed: compile time, median step time after
-warm-up, images/s, XLA's FLOP count of the update, the achieved FLOP/s, and a 2048^3 matmul
-measured in the same process and precision (the CPU's ceiling). The official PyTorch model takes
-18.69 s per update and 5.00 s per inference at 8 + 1 on a 2-core EPYC (tests/fixtures/official).
+warm-up, images/s, XLA's FLOP count of the update (recomputation included: the encoder's remat
+policy and blockwise attention recompute in the backward pass), the achieved FLOP/s, and a
+2048^3 matmul measured in the same process and precision (the CPU's ceiling).
+
+The official PyTorch model took 18.69 s per update and 5.00 s per inference at 8 + 1 on a 2-core
+EPYC (tests/fixtures/official/README.md). CPUs differ: benchmarks/official_torch_step.py runs the
+official model on the same batch, for a comparison on the machine at hand.
 """
 
 from __future__ import annotations
