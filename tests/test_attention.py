@@ -11,8 +11,7 @@ from faceptor_jax.models import attention, layers
 
 
 def plain(q, k, v, dtype=jnp.float32):
-  weights = jax.nn.softmax(layers.matmul(q, k, dtype, "bhqd,bhkd->bhqk"), axis=-1)
-  return layers.matmul(weights, v, dtype, "bhqk,bhkd->bhqd")
+  return layers.softmax_attention(q, k, v, dtype)[0]
 
 
 def value_and_grads(fn, q, k, v, g):

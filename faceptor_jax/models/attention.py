@@ -1,9 +1,10 @@
 """Softmax attention over many keys, computed over blocks of queries.
 
 `blockwise_attention` is softmax(q k^T) v (q already scaled) for [B, heads, N, head_dim]. It is
-what `layers.MultiHeadAttention` uses for many keys (the 512-px encoder group: 1,025 tokens). It
-runs over blocks of queries with a custom gradient that recomputes the probabilities from the saved log-sum-exp instead of
-storing them (the FlashAttention recipe, Dao et al. 2022):
+what `layers.MultiHeadAttention` uses for many keys (the 512-px encoder group: 1,025 tokens;
+`layers.softmax_attention` is the plain form). It runs over blocks of queries with a custom
+gradient that recomputes the probabilities from the saved log-sum-exp instead of storing them
+(the FlashAttention recipe, Dao et al. 2022):
 - nothing of size N^2 is kept for the backward pass (the plain form keeps 100 MB per 512-px
   layer in float32, which the block scan writes to and reads back from a 1.2 GB stack);
 - each block's score tile is produced, exponentiated and consumed while it is still in cache.

@@ -167,11 +167,12 @@ class MultiHeadAttention(nnx.Module):
   """
 
   def __init__(self, dim: int, heads: int, *, rngs: nnx.Rngs, dtype=jnp.float32,
-               fused_qkv: bool = False, names=("embed", "heads", "kv")):
+               fused_qkv: bool = False, names=("embed", "heads", "kv"),
+               unroll_blocks: bool = False):
     hd = dim // heads
     self.heads, self.dtype, self.fused = heads, dtype, fused_qkv
-    # Unroll blockwise attention's loops (set where FLOPs are counted, see vit.py).
-    self.unroll_blocks = False
+    # Unroll blockwise attention's loops (where FLOPs are counted, see vit.py).
+    self.unroll_blocks = unroll_blocks
     # torch's MHA init: xavier_uniform on the packed [3E, E] in_proj, zero biases.
     bound = math.sqrt(6.0 / (dim + 3 * dim))
     w = uniform(rngs, (dim, 3, heads, hd), -bound, bound)
@@ -210,10 +211,16 @@ class MultiHeadAttention(nnx.Module):
     if k.shape[2] >= BLOCKWISE_MIN_KEYS and not return_weights:
       out = attention.blockwise_attention(q, k, v, self.dtype, unroll=self.unroll_blocks)
     else:
-      weights = jax.nn.softmax(matmul(q, k, self.dtype, "bhqd,bhkd->bhqk"), axis=-1)
-      out = matmul(weights, v, self.dtype, "bhqk,bhkd->bhqd")
+      out, weights = softmax_attention(q, k, v, self.dtype)
     out = matmul(out, self.out_kernel[...], self.dtype, "bhqd,hde->bqe") + self.out_bias[...]
     return (out, weights) if return_weights else out
+
+
+def softmax_attention(q, k, v, dtype):
+  """(softmax(q k^T) v, the probabilities) for q [B, H, Q, D], k and v [B, H, K, D]: the plain
+  form, whose gradient keeps the [Q, K] probabilities (attention.blockwise_attention does not)."""
+  weights = jax.nn.softmax(matmul(q, k, dtype, "bhqd,bhkd->bhqk"), axis=-1)
+  return matmul(weights, v, dtype, "bhqk,bhkd->bhqd"), weights
 
 
 def drop_path(x, rate, key, axis: int = 0):

@@ -31,11 +31,12 @@ class Block(nnx.Module):
   """x + DropPath(Attn(LN(x))); x + DropPath(MLP(LN(x)))."""
 
   def __init__(self, width: int, heads: int, mlp_dim: int, *, rngs: nnx.Rngs, dtype,
-               drop_per: str = "token"):
+               drop_axis: int = DROP_AXIS["token"], unroll_attention: bool = False):
     # The axis drop-path draws along: tokens (the official code) or examples (see drop_path).
-    self.drop_axis = DROP_AXIS[drop_per]
+    self.drop_axis = drop_axis
     self.ln_1 = layers.LayerNorm(width)
-    self.attn = layers.MultiHeadAttention(width, heads, rngs=rngs, dtype=dtype, fused_qkv=True)
+    self.attn = layers.MultiHeadAttention(width, heads, rngs=rngs, dtype=dtype, fused_qkv=True,
+                                          unroll_blocks=unroll_attention)
     self.ln_2 = layers.LayerNorm(width)
     self.c_fc = layers.Dense(width, mlp_dim, rngs=rngs, dtype=dtype, names=("embed", "mlp"))
     self.c_proj = layers.Dense(mlp_dim, width, rngs=rngs, dtype=dtype, names=("mlp", "embed"))
@@ -66,21 +67,22 @@ class VisionTransformer(nnx.Module):
     drop_per = cfg.get("drop_path_per", "token")
     if drop_per not in DROP_AXIS:
       raise ValueError(f"encoder.drop_path_per={drop_per!r}: expected one of {sorted(DROP_AXIS)}")
-    self.blocks = nnx.List([Block(w, cfg.heads, cfg.mlp_dim, rngs=rngs, dtype=dtype,
-                                  drop_per=drop_per) for _ in range(cfg.depth)])
-    self.drop_rates = tuple(float(r) for r in np.linspace(0.0, cfg.drop_path, cfg.depth))
-    # lax.scan's `unroll` (True unrolls every block: used to count FLOPs, which XLA's cost
-    # analysis counts once per loop body).
+    # lax.scan's `unroll` (True unrolls every block, and blockwise attention's loops: used to
+    # count FLOPs, which XLA's cost analysis counts once per loop body).
     self.unroll = cfg.get("scan_unroll", 1)
-    for block in self.blocks:
-      block.attn.unroll_blocks = self.unroll is True
-    # What the backward pass keeps of each block: '' keeps everything autodiff saves; a name in
-    # jax.checkpoint_policies recomputes the rest. Recomputing the elementwise work is cheaper on
-    # the CPU than writing it to and reading it back from the per-block residual stacks
+    self.blocks = nnx.List([Block(w, cfg.heads, cfg.mlp_dim, rngs=rngs, dtype=dtype,
+                                  drop_axis=DROP_AXIS[drop_per],
+                                  unroll_attention=self.unroll is True)
+                            for _ in range(cfg.depth)])
+    self.drop_rates = tuple(float(r) for r in np.linspace(0.0, cfg.drop_path, cfg.depth))
+    # What the backward pass keeps of each block: None keeps everything autodiff saves; a policy
+    # of jax.checkpoint_policies recomputes the rest. Recomputing the elementwise work is cheaper
+    # on the CPU than writing it to and reading it back from the per-block residual stacks
     # (benchmarks/train_step.py: see the README's speed figures).
-    self.remat = cfg.get("remat", "")
-    if self.remat and not hasattr(jax.checkpoint_policies, self.remat):
-      raise ValueError(f"encoder.remat={self.remat!r} is not in jax.checkpoint_policies")
+    remat = cfg.get("remat", "")
+    if remat and not hasattr(jax.checkpoint_policies, remat):
+      raise ValueError(f"encoder.remat={remat!r} is not in jax.checkpoint_policies")
+    self.remat_policy = getattr(jax.checkpoint_policies, remat) if remat else None
     self.ln_post = layers.LayerNorm(w)
     self.proj = layers.param(layers.normal(rngs, (w, cfg.embed_dim), scale),
                              ("embed", None))
@@ -131,8 +133,8 @@ class VisionTransformer(nnx.Module):
       x = nnx.merge(graphdef, state)(x, rate, k if dropping else None)
       return x, x[:, 1:]
 
-    if self.remat:
-      body = jax.checkpoint(body, policy=getattr(jax.checkpoint_policies, self.remat),
+    if self.remat_policy is not None:
+      body = jax.checkpoint(body, policy=self.remat_policy,
                             prevent_cse=False)  # prevent_cse is not needed inside scan
     _, outputs = jax.lax.scan(body, x, (stacked, rates, keys), unroll=self.unroll)
     return outputs
