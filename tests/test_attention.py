@@ -1,4 +1,4 @@
-"""Blockwise attention: the plain softmax attention's values and gradients, without its N^2 residual."""
+"""Blockwise attention: the plain form's values and gradients, without its N^2 residual."""
 
 import jax
 import jax.ad_checkpoint
