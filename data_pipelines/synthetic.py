@@ -660,23 +660,6 @@ def write_celeba(folder, counts, seed, size, truth, **_):
         "".join(f"{l}\n" for l in partition), "\r\n")
 
 
-# lfw_attributes.txt's 73 columns (Kumar et al.'s attribute classifiers), in the file's order.
-LFW73_ATTRIBUTES = (
-    "Male", "Asian", "White", "Black", "Baby", "Child", "Youth", "Middle Aged", "Senior",
-    "Black Hair", "Blond Hair", "Brown Hair", "Bald", "No Eyewear", "Eyeglasses", "Sunglasses",
-    "Mustache",
-    "Smiling", "Frowning", "Chubby", "Blurry", "Harsh Lighting", "Flash", "Soft Lighting",
-    "Outdoor", "Curly Hair", "Wavy Hair", "Straight Hair", "Receding Hairline", "Bangs",
-    "Sideburns", "Fully Visible Forehead", "Partially Visible Forehead", "Obstructed Forehead",
-    "Bushy Eyebrows", "Arched Eyebrows", "Narrow Eyes", "Eyes Open", "Big Nose", "Pointy Nose",
-    "Big Lips", "Mouth Closed", "Mouth Slightly Open", "Mouth Wide Open", "Teeth Not Visible",
-    "No Beard", "Goatee", "Round Jaw", "Double Chin", "Wearing Hat", "Oval Face", "Square Face",
-    "Round Face", "Color Photo", "Posed Photo", "Attractive Man", "Attractive Woman", "Indian",
-    "Gray Hair", "Bags Under Eyes", "Heavy Makeup", "Rosy Cheeks", "Shiny Skin", "Pale Skin",
-    "5 o' Clock Shadow", "Strong Nose-Mouth Lines", "Wearing Lipstick", "Flushed Face",
-    "High Cheekbones", "Brown Eyes", "Wearing Earrings", "Wearing Necktie", "Wearing Necklace")
-
-
 def lfw73_attributes(identity: sf.Identity, look: sf.Look) -> dict:
   """The 73 LFW attributes of a face, {name: bool}, from what is drawn (or kept per person)."""
   c = sf.celeba_attributes(identity, look)
@@ -758,13 +741,15 @@ def write_lfw73(folder, counts, seed, size, truth, **_):
       name = f"{folder_name}/{folder_name}_{number:04d}.jpg"
       _save(os.path.join(folder, "lfw", name), _jpeg(r.image))
       values = lfw73_attributes(identity, look)
-      scores = [(1 if values[a] else -1) * float(rng.uniform(0.05, 2.5)) for a in LFW73_ATTRIBUTES]
+      scores = [(1 if values[a] else -1) * float(rng.uniform(0.05, 2.5))
+                for a in tasks.LFW73_ATTRIBUTES]
       rows.append("\t".join([person, str(number), *(f"{s:.5f}" for s in scores)]))
-      truth.setdefault("all", {})[name] = np.array([values[a] for a in LFW73_ATTRIBUTES], np.int64)
+      truth.setdefault("all", {})[name] = np.array([values[a] for a in tasks.LFW73_ATTRIBUTES],
+                                                     np.int64)
       k += 1
     person_no += 1
   _save(os.path.join(folder, "lfw_attributes.txt"),
-        f"# {n} images\n" + "\t".join(["#", "person", "imagenum", *LFW73_ATTRIBUTES]) + "\n"
+        f"# {n} images\n" + "\t".join(["#", "person", "imagenum", *tasks.LFW73_ATTRIBUTES]) + "\n"
         + "".join(f"{r}\n" for r in rows))
 
 

@@ -103,6 +103,22 @@ CELEBA_ATTRIBUTES = (
     "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns",
     "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
     "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young")
+# LFW-73: lfw_attributes.txt's 73 columns (Kumar et al.'s attribute classifiers), in its order.
+LFW73_ATTRIBUTES = (
+    "Male", "Asian", "White", "Black", "Baby", "Child", "Youth", "Middle Aged", "Senior",
+    "Black Hair", "Blond Hair", "Brown Hair", "Bald", "No Eyewear", "Eyeglasses", "Sunglasses",
+    "Mustache",
+    "Smiling", "Frowning", "Chubby", "Blurry", "Harsh Lighting", "Flash", "Soft Lighting",
+    "Outdoor", "Curly Hair", "Wavy Hair", "Straight Hair", "Receding Hairline", "Bangs",
+    "Sideburns", "Fully Visible Forehead", "Partially Visible Forehead", "Obstructed Forehead",
+    "Bushy Eyebrows", "Arched Eyebrows", "Narrow Eyes", "Eyes Open", "Big Nose", "Pointy Nose",
+    "Big Lips", "Mouth Closed", "Mouth Slightly Open", "Mouth Wide Open", "Teeth Not Visible",
+    "No Beard", "Goatee", "Round Jaw", "Double Chin", "Wearing Hat", "Oval Face", "Square Face",
+    "Round Face", "Color Photo", "Posed Photo", "Attractive Man", "Attractive Woman", "Indian",
+    "Gray Hair", "Bags Under Eyes", "Heavy Makeup", "Rosy Cheeks", "Shiny Skin", "Pale Skin",
+    "5 o' Clock Shadow", "Strong Nose-Mouth Lines", "Wearing Lipstick", "Flushed Face",
+    "High Cheekbones", "Brown Eyes", "Wearing Earrings", "Wearing Necktie", "Wearing Necklace")
+ATTRIBUTE_NAMES = {"biattr_celeba": CELEBA_ATTRIBUTES, "biattr_lfw73": LFW73_ATTRIBUTES}
 PARSING_CLASSES = {
     "parsing_celebam": ("background", "neck", "face", "cloth", "rr", "lr", "rb", "lb", "re", "le",
                         "nose", "imouth", "llip", "ulip", "hair", "glass", "hat", "earr", "neckl"),
