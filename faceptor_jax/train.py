@@ -254,24 +254,30 @@ def train(config, workdir: str) -> dict:
   return results
 
 
-def evaluate_checkpoint(config, workdir: str, weights_dir: str | None = None) -> dict:
-  """`main.py --mode=eval`: the newest checkpoint of `workdir` (or a weights folder) alone."""
-  mesh = sharding.make_mesh(config.mesh)
+def restore_model(config, workdir: str, weights_dir: str | None = None, mesh=None):
+  """The model of `config` with the newest checkpoint of `workdir` (or a weights folder)."""
+  mesh = mesh if mesh is not None else sharding.make_mesh(config.mesh)
   model, _ = build_model(config, mesh)
   if weights_dir:
     params, _ = weights.load(weights_dir)
     weights.assign(model, params, allow_missing=(r"classifiers/.*",),
                    allow_unexpected=(r"classifiers/.*",))
-  else:
-    graphdef, state = train_step.init_state(model, config.optim)
-    state_sharding = sharding.state_shardings(state, mesh, config.sharding)
-    ckpt = checkpoint_lib.Checkpointer(workdir, every=0)
-    if ckpt.latest_step() is None:
-      raise FileNotFoundError(f"no checkpoint under {ckpt.directory}")
-    state, step = ckpt.restore(checkpoint_lib.abstract(state, state_sharding), None)
-    ckpt.close()
-    model = nnx.merge(graphdef, state["params"], state["frozen"], state["stats"])
-    log.info("evaluating step %d of %s", step, workdir)
+    return model
+  graphdef, state = train_step.init_state(model, config.optim)
+  state_sharding = sharding.state_shardings(state, mesh, config.sharding)
+  ckpt = checkpoint_lib.Checkpointer(workdir, every=0)
+  if ckpt.latest_step() is None:
+    raise FileNotFoundError(f"no checkpoint under {ckpt.directory}")
+  state, step = ckpt.restore(checkpoint_lib.abstract(state, state_sharding), None)
+  ckpt.close()
+  log.info("restored step %d of %s", step, workdir)
+  return nnx.merge(graphdef, state["params"], state["frozen"], state["stats"])
+
+
+def evaluate_checkpoint(config, workdir: str, weights_dir: str | None = None) -> dict:
+  """`main.py --mode=eval`: the newest checkpoint of `workdir` (or a weights folder) alone."""
+  mesh = sharding.make_mesh(config.mesh)
+  model = restore_model(config, workdir, weights_dir, mesh)
   predictor = evaluate.Predictor(model, batch_size=config.eval_batch_size, mesh=mesh)
   results = evaluate.evaluate(predictor, config, data_dir_of(config, workdir),
                               baselines=config.get("eval_baselines", False))
