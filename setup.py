@@ -42,5 +42,6 @@ setuptools.setup(
     },
     entry_points={"console_scripts": [
         "faceptor-train=faceptor_jax.main:run",
+        "faceptor-predict=faceptor_jax.inference:run",
     ]},
 )
