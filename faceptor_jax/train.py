@@ -246,7 +246,9 @@ def train(config, workdir: str) -> dict:
       ckpt.save(step, state, data_iter, config_json, force=True)
       results = run_evals(state, step, baselines=config.get("eval_baselines", False))
   finally:
-    ckpt.close()
+    ckpt.close()  # waits for the last save, which reads the data iterator's state
+    # Stops grain's worker processes now rather than whenever the iterator is collected.
+    data_iter.close()
     writer.close()
     signal.signal(signal.SIGTERM, previous)
   if stop["signal"] is None and jax.process_index() == 0 and results:
