@@ -345,19 +345,22 @@ def main(argv, flags):
     logging.getLogger(noisy).setLevel(logging.WARNING)
   if bool(flags.weights) == bool(flags.config):
     sys.exit("give either --weights=<weights folder> or --config=<config> --workdir=<run>")
-  if flags.weights:
-    model, cfg, names = model_from_weights(flags.weights, flags.tasks)
-    image_size = dict(cfg.image_size)
-  else:
-    if not flags.workdir:
-      sys.exit("--config needs the --workdir of the run to restore")
-    from faceptor_jax import train
-    model = train.restore_model(flags.config, flags.workdir)
-    names = _select_tasks(model.task_names, flags.tasks)
-    image_size = dict(flags.config.model.image_size)
-  boxes = read_boxes(flags.boxes) if flags.boxes else None
-  predictor = FacePredictor(model, image_size, names, batch_size=flags.batch_size,
-                            box_scale=flags.box_scale)
+  if flags.config and not flags.workdir:
+    sys.exit("--config needs the --workdir of the run to restore")
+  try:
+    if flags.weights:
+      model, cfg, names = model_from_weights(flags.weights, flags.tasks)
+      image_size = dict(cfg.image_size)
+    else:
+      from faceptor_jax import train
+      model = train.restore_model(flags.config, flags.workdir)
+      names = _select_tasks(model.task_names, flags.tasks)
+      image_size = dict(flags.config.model.image_size)
+    boxes = read_boxes(flags.boxes) if flags.boxes else None
+    predictor = FacePredictor(model, image_size, names, batch_size=flags.batch_size,
+                              box_scale=flags.box_scale)
+  except (OSError, ValueError) as e:  # a missing folder, bad weights, boxes or flags
+    sys.exit(f"cannot predict: {e}")
   report = predict_files(predictor, paths, flags.output, boxes, flags.visualize)
   if not report["images"]:
     sys.exit(f"no image could be predicted ({len(report['skipped'])} skipped)")

@@ -208,3 +208,9 @@ def test_command_writes_predictions_and_fails_when_nothing_was_predicted(weights
   assert len(report["skipped"]) == 1 and os.path.exists(os.path.join(out, "a.parsing_celebam.png"))
   bad = subprocess.run(cmd + [corrupt], capture_output=True, text=True, env=env)
   assert bad.returncode == 1 and "no image could be predicted" in bad.stderr
+  encoder_only = str(tmp_path / "farl")
+  weights.save(encoder_only, {("encoder", "ln_pre", "scale"): np.ones(4, np.float32)},
+               {"variant": "farl_encoder", "tasks": [], "model": {}})
+  cmd[3] = f"--weights={encoder_only}"
+  refused = subprocess.run(cmd + [image], capture_output=True, text=True, env=env)
+  assert refused.returncode == 1 and "without task heads" in refused.stderr
