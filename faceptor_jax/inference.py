@@ -54,7 +54,8 @@ class InputError(ValueError):
 # --- the model ------------------------------------------------------------------------------------
 
 def model_from_weights(directory: str, task_names=None):
-  """(model, model config) of a weights folder, with the task heads its meta.json lists."""
+  """(model, model config, task names) of a weights folder: the model its meta.json describes,
+  with all its task heads; the names are `task_names` (checked) or all of them."""
   from faceptor_jax import models
   params, meta = weights.load(directory)
   available = tuple(meta.get("tasks") or ())
