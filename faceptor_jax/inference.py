@@ -40,6 +40,7 @@ from scipy import special
 
 from data_pipelines import geometry
 from faceptor_jax import tasks, weights
+from faceptor_jax import visualize as visualize_lib
 from faceptor_jax.evaluators import age as age_lib
 from faceptor_jax.evaluators import verification
 from faceptor_jax.models import heads
@@ -180,11 +181,6 @@ class FacePredictor:
 
 # --- decoding (SPEC 1.6) -------------------------------------------------------------------------
 
-def attribute_names(task: str) -> tuple:
-  names = tasks.ATTRIBUTE_NAMES.get(task)
-  return names or tuple(f"attribute_{i}" for i in range(tasks.get(task).num_outputs))
-
-
 def decode(task: str, out: dict, to_crop: np.ndarray, original_hw, size: int) -> dict:
   """One image's raw outputs of one task -> what it means, in original-image coordinates."""
   kind = tasks.get(task).type.name
@@ -199,7 +195,7 @@ def decode(task: str, out: dict, to_crop: np.ndarray, original_hw, size: int) ->
             "probabilities": dict(zip(tasks.EXPRESSION_CLASSES, probs.round(4).tolist()))}
   if kind == "biattr":
     probs = special.expit(np.asarray(out["logits"], np.float64))
-    names = attribute_names(task)
+    names = tasks.attribute_names(task)
     return {"present": [n for n, p in zip(names, probs) if p > 0.5],
             "probabilities": dict(zip(names, probs.round(4).tolist()))}
   if kind == "align":
@@ -307,7 +303,6 @@ def predict_files(predictor: FacePredictor, paths, output: str, boxes: dict | No
                "box": None if box is None else [float(v) for v in box],
                "tasks": _jsonable(prediction, files)}
       if visualize:
-        from faceptor_jax import visualize as visualize_lib
         entry["overlay"] = f"{stem}.overlay.jpg"
         overlay = visualize_lib.overlay(image, prediction, box)
         cv2.imwrite(os.path.join(output, entry["overlay"]),

@@ -118,7 +118,7 @@ LFW73_ATTRIBUTES = (
     "Gray Hair", "Bags Under Eyes", "Heavy Makeup", "Rosy Cheeks", "Shiny Skin", "Pale Skin",
     "5 o' Clock Shadow", "Strong Nose-Mouth Lines", "Wearing Lipstick", "Flushed Face",
     "High Cheekbones", "Brown Eyes", "Wearing Earrings", "Wearing Necktie", "Wearing Necklace")
-ATTRIBUTE_NAMES = {"biattr_celeba": CELEBA_ATTRIBUTES, "biattr_lfw73": LFW73_ATTRIBUTES}
+_ATTRIBUTE_NAMES = {"biattr_celeba": CELEBA_ATTRIBUTES, "biattr_lfw73": LFW73_ATTRIBUTES}
 PARSING_CLASSES = {
     "parsing_celebam": ("background", "neck", "face", "cloth", "rr", "lr", "rb", "lb", "re", "le",
                         "nose", "imouth", "llip", "ulip", "hair", "glass", "hat", "earr", "neckl"),
@@ -133,6 +133,11 @@ def get(name: str) -> Task:
     return TASKS[name]
   except KeyError:
     raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
+
+
+def attribute_names(task: str) -> tuple:
+  """The names of an attribute task's outputs, in order (attr_<i> where the dataset has none)."""
+  return _ATTRIBUTE_NAMES.get(task) or tuple(f"attr_{i}" for i in range(get(task).num_outputs))
 
 
 def group_of(names) -> dict[str, list[str]]:

@@ -17,8 +17,8 @@ from faceptor_jax import tasks
 class AttributeEvaluator:
   """Per-attribute accuracy of one attribute test split.
 
-  `AttributeEvaluator(task, names=None)`: names default to the task's (tasks.ATTRIBUTE_NAMES),
-  else attr_<i>.
+  `AttributeEvaluator(task, names=None)`: names default to the task's
+  (tasks.attribute_names: the dataset's, else attr_<i>).
   update(predictions, examples):
     predictions["logits"]:  float [B, A];
     examples["attributes"]: int [B, A] in {0, 1, -1 = unknown}.
@@ -31,8 +31,7 @@ class AttributeEvaluator:
     self.task = task
     self.num_attributes = tasks.get(task).num_outputs
     if names is None:
-      names = tasks.ATTRIBUTE_NAMES.get(task) or tuple(
-          f"attr_{i}" for i in range(self.num_attributes))
+      names = tasks.attribute_names(task)
     if len(names) != self.num_attributes:
       raise ValueError(f"{self.task}: {len(names)} names for {self.num_attributes} attributes")
     self.names = tuple(names)
